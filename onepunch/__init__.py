@@ -1,0 +1,3 @@
+"""onepunch: deep line-art and manga colorization."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,237 @@
+"""Pipeline configs: frozen dataclasses loaded from TOML, validated before any work starts.
+
+A pipeline file (`pipelines/*.toml`) names a source, per-domain tag queries and per-stage settings. Every field below
+has a one-line docstring; unknown keys, wrong types and impossible values are `UserError`s that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from onepunch.errors import UserError
+
+SOURCE_KINDS = ("sample", "danbooru2020", "folder", "hf")
+RATINGS = ("g", "s", "q", "e")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    kind: str = "sample"
+    """Where images come from: sample (the embedded generator), danbooru2020, folder or hf."""
+    path: str = "data/sample"
+    """Dataset root (danbooru2020: the folder holding original/ or 512px/ and metadata/); hf: a saved dataset
+    folder, a parquet file or folder, or a hub name."""
+    images: str = "original"
+    """danbooru2020 only: which image tree to read, original or 512px."""
+    image_column: str = "image"
+    """hf only: the column holding the image."""
+    tags_column: str = "tags"
+    """hf only: the column holding tags (a list of names, or one space-separated string)."""
+    id_column: str = ""
+    """hf only: the column holding a unique id; empty means the row index."""
+    rating_column: str = ""
+    """hf only: the column holding the rating; empty means none."""
+    split: str = "train"
+    """hf only: the dataset split to read."""
+    sample_scans: int = 160
+    """sample only: number of monochrome line-art scans to generate."""
+    sample_colors: int = 160
+    """sample only: number of colored illustrations to generate."""
+    sample_seed: int = 0
+    """sample only: generator seed (the sample is a pure function of the seed and counts)."""
+
+    def __post_init__(self):
+        _check(self.kind in SOURCE_KINDS, f"source.kind must be one of {', '.join(SOURCE_KINDS)}, got {self.kind!r}")
+        _check(self.images in ("original", "512px"), f"source.images must be original or 512px, got {self.images!r}")
+        _check(self.sample_scans >= 0 and self.sample_colors >= 0, "source.sample_* counts must be >= 0")
+
+
+@dataclass(frozen=True)
+class DomainQuery:
+    """Which records belong to one domain. Tags match exactly (`hat` never matches `hat_ribbon`)."""
+
+    all_of: tuple[str, ...] = ()
+    """Every one of these tags must be present."""
+    any_of: tuple[str, ...] = ()
+    """At least one of these tags must be present (ignored when empty)."""
+    none_of: tuple[str, ...] = ()
+    """None of these tags may be present."""
+    ratings: tuple[str, ...] = ()
+    """Allowed ratings (g, s, q, e); empty allows all. Records without a rating (plain folders) pass."""
+    min_side: int = 0
+    """Minimum length of the shorter side, pixels, of the source image."""
+    min_aspect: float = 0.0
+    """Minimum width/height ratio of the source image (0 = no bound)."""
+    max_aspect: float = 0.0
+    """Maximum width/height ratio of the source image (0 = no bound)."""
+    mode: str = "RGB"
+    """Pixel mode stored in the shards: RGB, or L for single-channel scans."""
+
+    def __post_init__(self):
+        for name in ("all_of", "any_of", "none_of"):
+            for tag in getattr(self, name):
+                _check(tag != "" and tag == tag.strip() and " " not in tag,
+                       f"tag {tag!r} in {name}: tags are single words, with underscores for spaces")
+        bad = set(self.ratings) - set(RATINGS)
+        _check(not bad, f"ratings must be among {', '.join(RATINGS)}, got {sorted(bad)}")
+        clash = set(self.all_of + self.any_of) & set(self.none_of)
+        _check(not clash, f"tags {sorted(clash)} are both required and excluded: the query matches nothing")
+        _check(self.min_side >= 0 and self.min_aspect >= 0 and self.max_aspect >= 0, "bounds must be >= 0")
+        _check(not (self.max_aspect and self.min_aspect > self.max_aspect),
+               f"min_aspect {self.min_aspect} > max_aspect {self.max_aspect}")
+        _check(self.mode in ("RGB", "L"), f"mode must be RGB or L, got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class ShardsConfig:
+    max_side: int = 512
+    """Longer side of stored images, pixels; smaller images are kept as they are (never upscaled)."""
+    samples_per_shard: int = 1000
+    """Samples per tar shard (a shard is the unit of work, resume and distribution)."""
+    val_fraction: float = 0.05
+    """Fraction of records sent to the val split, chosen from a hash of the id (stable across runs)."""
+    split_seed: int = 0
+    """Salt of the val-split hash."""
+    image_format: str = "jpg"
+    """Stored image format: jpg or png."""
+    jpeg_quality: int = 95
+    """JPEG quality of stored images."""
+    max_pixels: int = 178_956_970
+    """Larger sources are rejected as decompression bombs (Pillow's default limit)."""
+    dedupe_md5: bool = True
+    """Skip records whose image md5 was already seen (counted as rejected: duplicate_md5)."""
+    workers: int = 2
+    """Worker processes that build shards; 0 builds in the main process. Does not change the output."""
+
+    def __post_init__(self):
+        _check(16 <= self.max_side <= 16384, f"shards.max_side must be in 16..16384, got {self.max_side}")
+        _check(self.samples_per_shard >= 1, "shards.samples_per_shard must be >= 1")
+        _check(0.0 <= self.val_fraction < 1.0, f"shards.val_fraction must be in [0, 1), got {self.val_fraction}")
+        _check(self.image_format in ("jpg", "png"), f"shards.image_format must be jpg or png, got {self.image_format!r}")
+        _check(1 <= self.jpeg_quality <= 100, "shards.jpeg_quality must be in 1..100")
+        _check(self.workers >= 0, "shards.workers must be >= 0")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    name: str
+    """Pipeline name: manifests go to <manifests>/<name>/, outputs to <out_dir>."""
+    out_dir: str = ""
+    """Where stage outputs (shards, runs) are written; default runs/<name>."""
+    manifests: str = "manifests"
+    """Folder of stage manifests."""
+    source: SourceConfig = field(default_factory=SourceConfig)
+    """The dataset to read."""
+    domains: dict[str, DomainQuery] = field(default_factory=dict)
+    """Tag query per domain; the first domain whose query matches a record gets it. Names: scans, colors."""
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    """Settings of the shards stage."""
+    path: str = ""
+    """The TOML file this config came from (set by the loader, not written in the file)."""
+
+    def __post_init__(self):
+        _check(self.name.replace("-", "").replace("_", "").isalnum(), f"name must be a plain word, got {self.name!r}")
+        _check(set(self.domains) == {"scans", "colors"},
+               f"[domains] must define exactly scans and colors, got {sorted(self.domains)}")
+        if not self.out_dir:
+            object.__setattr__(self, "out_dir", f"runs/{self.name}")
+
+    @property
+    def manifest_dir(self) -> Path:
+        return Path(self.manifests) / self.name
+
+    def section(self, name: str) -> dict:
+        """A JSON-able dict of one part of the config (used for hashes and manifests)."""
+        return to_dict(getattr(self, name))
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def to_dict(obj):
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def digest(obj) -> str:
+    """sha256 of a JSON-able object in canonical form."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def from_dict(cls, data: dict, where: str):
+    """Build dataclass `cls` from a TOML table, rejecting unknown keys and wrong types with the key's name."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where or 'config'} must be a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"unknown key {where + '.' if where else ''}{unknown[0]} (known: {', '.join(sorted(names))})")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a required field is missing
+        raise UserError(f"{where or 'config'}: {e}") from None
+
+
+def _convert(tp, value, where: str):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin is dict:
+        _, val_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise UserError(f"{where} must be a table")
+        return {k: _convert(val_tp, v, f"{where}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise UserError(f"{where} must be a list, got {value!r}")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(_convert(item_tp, v, where) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        raise AssertionError(f"unions are not used in configs ({where})")
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise UserError(f"{where} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def load(path: str | Path, overrides: dict | None = None) -> PipelineConfig:
+    """Read a pipeline TOML file, apply dotted-key overrides ({"source.path": "/data"}), validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"pipeline config not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: invalid TOML: {e}") from None
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *parents, leaf = key.split(".")
+        table = data
+        for p in parents:
+            table = table.setdefault(p, {})
+        table[leaf] = value
+    if "path" in data:
+        raise UserError(f"{path}: unknown key path")
+    data["path"] = str(path)
+    try:
+        return from_dict(PipelineConfig, data, "")
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None

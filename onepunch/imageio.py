@@ -1,0 +1,112 @@
+"""Safe image decoding and resizing for shards: every source image becomes a clean RGB/L image or a reason code.
+
+Pillow traps handled here (see REFERENCE.md): decompression bombs only warn below 2x the limit, so the warning is an
+error; truncated files pass `verify()`, so we `load()`; EXIF orientation is applied; transparent pixels are composited on
+white (their hidden colour is garbage); 16-bit images are scaled, not clipped; CMYK is converted; animations are
+rejected rather than silently reduced to one frame.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # never grey-fill a broken file
+
+# Reason codes a sample can be rejected with (also used by the planner for metadata-level checks).
+REASONS = (
+    "missing_file", "empty_file", "not_an_image", "truncated", "decompression_bomb", "animated",
+    "unsupported_mode", "too_small", "aspect", "duplicate_md5", "duplicate_id", "read_error",
+)
+
+
+class Reject(Exception):
+    """A sample that cannot go into a shard; `reason` is one of REASONS."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def decode(data: bytes, *, mode: str, max_side: int, max_pixels: int, min_side: int = 1) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode `data` to a `mode` ("RGB" or "L") image whose longer side is <= max_side, aspect kept.
+
+    Returns (image, (source_width, source_height)); the source size is after EXIF orientation. Raises Reject.
+    """
+    if not data:
+        raise Reject("empty_file")
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if getattr(img, "n_frames", 1) > 1:
+                raise Reject("animated", f"{img.n_frames} frames")
+            w, h = img.size
+            if w * h > max_pixels:
+                raise Reject("decompression_bomb", f"{w}x{h}")
+            if img.format == "JPEG" and max(w, h) > max_side:
+                # DCT-domain downscale (4x faster); it keeps the size >= the requested one, the resize below finishes.
+                scale = max_side / max(w, h)
+                img.draft(None, (max(1, int(w * scale)), max(1, int(h * scale))))
+            img.load()
+    except Reject:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise Reject("decompression_bomb", str(e)) from None
+    except UnidentifiedImageError:
+        raise Reject("not_an_image") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise Reject("truncated", str(e)) from None
+
+    # EXIF orientation: the draft-scaled image keeps the tag, so transposing here is right for both paths.
+    orientation = img.getexif().get(0x0112, 1)
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w
+    img = ImageOps.exif_transpose(img)
+    if min(w, h) < min_side:
+        raise Reject("too_small", f"{w}x{h} < {min_side}")
+    img = to_mode(img, mode)
+    if max(img.size) > max_side:
+        scale = max_side / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return img, (w, h)
+
+
+def to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """Convert any Pillow mode to RGB or L without clipping 16-bit data or exposing colours under transparency."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        raise Reject("unsupported_mode", "32-bit float")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba).convert("RGB")
+    if img.mode == "1":
+        img = img.convert("L")
+    if img.mode not in ("RGB", "L"):
+        try:
+            img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+        except (ValueError, OSError) as e:
+            raise Reject("unsupported_mode", f"{img.mode}: {e}") from None
+    return img if img.mode == mode else img.convert(mode)
+
+
+def encode(img: Image.Image, fmt: str, quality: int) -> bytes:
+    """Encode deterministically (no timestamps, no metadata)."""
+    buf = io.BytesIO()
+    if fmt == "jpg":
+        img.save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
+    else:
+        img.save(buf, "PNG", compress_level=6)
+    return buf.getvalue()

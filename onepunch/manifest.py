@@ -1,0 +1,85 @@
+"""Manifests and the small file helpers every stage shares: atomic writes, checksums, an exclusive lock.
+
+A manifest is the JSON record of one stage run: resolved config and its hash, inputs (with their digests), outputs
+with sha256 and counts. Downstream stages read manifests, never globs. Manifests hold no timestamps, so the same
+inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from onepunch.errors import UserError
+
+FORMAT = 1
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write to a temp name in the same folder, fsync, rename: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def dumps(obj) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
+def write_json(path: str | Path, obj) -> None:
+    atomic_write(path, dumps(obj))
+
+
+def read_json(path: str | Path):
+    """The parsed file, or None if it is missing or unreadable (a half-written file never exists: atomic_write)."""
+    try:
+        return json.loads(Path(path).read_bytes())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes, for lineage (a manifest's digest is the digest of the file)."""
+    return sha256_file(path)
+
+
+@contextmanager
+def exclusive(lock_path: str | Path, what: str):
+    """Hold an exclusive, non-blocking lock for the duration; a second run on the same outputs is refused."""
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(lock_path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise UserError(f"another {what} run is writing these outputs (pid {holder}, lock {lock_path}); "
+                        "wait for it to finish") from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()

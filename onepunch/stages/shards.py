@@ -1,0 +1,431 @@
+"""Stage 1, `shards`: filter a dataset by tags into WebDataset shards, one set per domain and split.
+
+    onepunch shards                                                     # embedded sample, pipelines/demo.toml
+    onepunch shards --pipeline pipelines/danbooru2020.toml --source /data/danbooru2020
+    torchrun --nproc_per_node 4 -m onepunch shards --pipeline ...       # each rank builds every 4th shard
+
+Plan (main process, streaming): read records, give each to the first domain whose query matches, dedupe md5, choose
+the split from a hash of the id, cut into shards of `samples_per_shard`; each shard's digest covers its records and
+the settings that change its bytes. Build (worker processes, a whole shard each): decode safely, resize, encode, write
+`<domain>/<split>-NNNNNN.tar` under a temp name, rename, then write its `.stats.json` last: a shard with a stats file
+of the right digest is done and is never rebuilt. Finalize (whoever sees every shard done): remove shards no longer
+in the plan, write `rejects.jsonl` and the manifest `manifests/<pipeline>/shards.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import platform
+import queue
+import tarfile
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import PIL
+from PIL import features
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+from onepunch import __version__, imageio, sources
+from onepunch.config import PipelineConfig, digest
+from onepunch.dist import Rank, rank_info
+from onepunch.manifest import FORMAT, atomic_write, exclusive, read_json, sha256_file, write_json
+from onepunch.query import why_not
+
+SHARD_FORMAT = 1  # bump when the bytes written for the same input and config change
+TAR_MTIME = 1577836800  # fixed member mtime (2020-01-01): byte-identical shards
+console = Console(stderr=True)
+
+
+@dataclass
+class Task:
+    domain: str
+    split: str
+    index: int
+    digest: str
+    count: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.domain}/{self.split}-{self.index:06d}"
+
+
+def manifest_path(cfg: PipelineConfig) -> Path:
+    return cfg.manifest_dir / "shards.json"
+
+
+def shards_root(cfg: PipelineConfig) -> Path:
+    return Path(cfg.out_dir) / "shards"
+
+
+def config_for_hash(cfg: PipelineConfig) -> dict:
+    """The parts of the config that change the output (not the worker count)."""
+    shards = cfg.section("shards")
+    shards.pop("workers")
+    return {"source": cfg.section("source"), "domains": cfg.section("domains"), "shards": shards}
+
+
+def state(cfg: PipelineConfig) -> str:
+    """done, stale or missing (see `onepunch status`)."""
+    m = read_json(manifest_path(cfg))
+    if m is None:
+        return "missing"
+    return "done" if _up_to_date(cfg, m) else "stale"
+
+
+def _up_to_date(cfg: PipelineConfig, m: dict) -> bool:
+    if m.get("config_hash") != digest(config_for_hash(cfg)) or m.get("root") != str(shards_root(cfg)):
+        return False
+    try:
+        if m.get("source_fingerprint") != sources.fingerprint(cfg.source):
+            return False
+    except Exception:  # an unreadable source cannot be up to date; the run itself reports why
+        return False
+    root = Path(m["root"])
+    for splits in m["domains"].values():
+        for s in splits.values():
+            for shard in s["shards"]:
+                p = root / shard["path"]
+                if not p.is_file() or p.stat().st_size != shard["bytes"]:
+                    return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------- plan
+def _split(cfg: PipelineConfig, rid: str) -> str:
+    h = int.from_bytes(hashlib.sha256(f"{cfg.shards.split_seed}:{rid}".encode()).digest()[:8], "big")
+    return "val" if h % 1_000_000 < cfg.shards.val_fraction * 1_000_000 else "train"
+
+
+def _shard_settings(cfg: PipelineConfig, domain: str) -> dict:
+    q = cfg.domains[domain]
+    s = cfg.shards
+    return {"format": SHARD_FORMAT, "max_side": s.max_side, "image_format": s.image_format,
+            "jpeg_quality": s.jpeg_quality, "max_pixels": s.max_pixels, "mode": q.mode, "min_side": q.min_side,
+            "min_aspect": q.min_aspect, "max_aspect": q.max_aspect}
+
+
+def new_counters(cfg: PipelineConfig) -> dict:
+    return {"seen": 0, "filtered": {d: Counter() for d in cfg.domains}, "rejected": Counter(), "rejects": []}
+
+
+def plan(cfg: PipelineConfig, records: Iterator, counters: dict, on_record=None) -> Iterator[tuple[Task, list]]:
+    """Yield (task, records) per shard in a deterministic order, counting what is filtered or rejected."""
+    seen_md5: set[bytes] = set()
+    buffers: dict[tuple[str, str], list] = {}
+    next_index: Counter = Counter()
+
+    def emit(key):
+        recs = buffers.pop(key)
+        domain, split = key
+        d = digest({"settings": _shard_settings(cfg, domain), "records": [r.plan_dict() for r in recs]})
+        task = Task(domain, split, next_index[key], d, len(recs))
+        next_index[key] += 1
+        return task, recs
+
+    for r in records:
+        counters["seen"] += 1
+        if on_record:
+            on_record()
+        domain = None
+        for name, q in cfg.domains.items():
+            reason = why_not(q, r)
+            if reason is None:
+                domain = name
+                break
+            counters["filtered"][name][reason] += 1
+        if domain is None:
+            continue
+        if cfg.shards.dedupe_md5:
+            md5 = r.md5 or _file_md5(r.path)
+            if md5 is not None:
+                key = bytes.fromhex(md5)
+                if key in seen_md5:
+                    counters["rejected"]["duplicate_md5"] += 1
+                    counters["rejects"].append((r.id, r.source, "duplicate_md5"))
+                    continue
+                seen_md5.add(key)
+        key = (domain, _split(cfg, r.id))
+        buffers.setdefault(key, []).append(r)
+        if len(buffers[key]) >= cfg.shards.samples_per_shard:
+            yield emit(key)
+    for key in sorted(buffers):
+        yield emit(key)
+
+
+def _file_md5(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "md5").hexdigest()
+    except OSError:
+        return None  # the worker reports it
+
+
+# --------------------------------------------------------------------------------------------------------- build
+_progress_queue = None  # set in each worker process
+
+
+def _init_worker(q):
+    global _progress_queue
+    _progress_queue = q
+
+
+def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), TAR_MTIME, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def build_shard(tar_path: str, task: Task, records: list, settings: dict) -> dict:
+    """Write one shard (temp name, rename), then its stats file. Returns the stats."""
+    tar_path = Path(tar_path)
+    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tar_path.with_name(f".{tar_path.name}.tmp-{os.getpid()}")
+    rejected, rejects, count, pending = Counter(), [], 0, 0
+    with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+        for r in records:
+            try:
+                data = r.data if r.data is not None else Path(r.path).read_bytes()
+                img, (w, h) = imageio.decode(data, mode=settings["mode"], max_side=settings["max_side"],
+                                             max_pixels=settings["max_pixels"], min_side=max(1, settings["min_side"]))
+                aspect = w / h
+                if (settings["min_aspect"] and aspect < settings["min_aspect"]) or \
+                        (settings["max_aspect"] and aspect > settings["max_aspect"]):
+                    raise imageio.Reject("aspect", f"{w}x{h}")
+                body = imageio.encode(img, settings["image_format"], settings["jpeg_quality"])
+            except FileNotFoundError:
+                rejected["missing_file"] += 1
+                rejects.append((r.id, r.source, "missing_file"))
+            except OSError as e:
+                rejected["read_error"] += 1
+                rejects.append((r.id, r.source, f"read_error: {e}"))
+            except imageio.Reject as e:
+                rejected[e.reason] += 1
+                rejects.append((r.id, r.source, e.reason))
+            else:
+                meta = {"id": r.id, "tags": list(r.tags), "rating": r.rating, "width": w, "height": h,
+                        "md5": hashlib.md5(data).hexdigest(), "source": r.source}
+                _tar_add(tar, f"{r.id}.{settings['image_format']}", body)
+                _tar_add(tar, f"{r.id}.json", json.dumps(meta, sort_keys=True).encode())
+                count += 1
+            pending += 1
+            if _progress_queue is not None and pending >= 8:
+                _progress_queue.put(pending)
+                pending = 0
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, tar_path)
+    if _progress_queue is not None and pending:
+        _progress_queue.put(pending)
+    stats = {"digest": task.digest, "count": count, "bytes": tar_path.stat().st_size, "sha256": sha256_file(tar_path),
+             "rejected": dict(sorted(rejected.items())), "rejects": rejects}
+    write_json(_stats_path(tar_path), stats)
+    return stats
+
+
+def _stats_path(tar_path: Path) -> Path:
+    return tar_path.with_name(tar_path.name[: -len(".tar")] + ".stats.json")
+
+
+def _done(root: Path, task: Task) -> bool:
+    tar_path = root / f"{task.name}.tar"
+    s = read_json(_stats_path(tar_path))
+    return bool(s) and s.get("digest") == task.digest and tar_path.is_file() and tar_path.stat().st_size == s["bytes"]
+
+
+# ----------------------------------------------------------------------------------------------------------- run
+def run(cfg: PipelineConfig, rank: Rank | None = None, force: bool = False) -> dict | None:
+    """Build the shards and the manifest. Returns the manifest (None on a rank that left it to another)."""
+    rank = rank or rank_info()
+    log = console if rank.is_main else Console(quiet=True)
+    root = shards_root(cfg)
+    old = read_json(manifest_path(cfg))
+    if old and not force and _up_to_date(cfg, old):
+        log.print(f"[green]shards up to date[/]: {manifest_path(cfg)} ({_total(old)} samples); nothing to do")
+        return old
+    records, reader_stats = sources.open_source(cfg.source)  # a bad source path fails here, before any output
+    lock = root / (".lock" if rank.world == 1 else f".lock-{rank.rank}-of-{rank.world}")
+    with exclusive(lock, "onepunch shards"):
+        t0 = time.time()
+        tasks, counters, built = _plan_and_build(cfg, rank, root, records, log)
+        counters["reader"] = reader_stats
+        if not all(_done(root, t) for t in tasks):
+            if rank.launched and rank.is_main:
+                _wait_for_others(root, tasks, log)
+            else:
+                log.print(f"rank {rank.rank}/{rank.world}: my shards are done; the manifest is written when all are")
+                return None
+        m = _finalize(cfg, root, tasks, counters)
+        if rank.is_main:
+            _summary(log, m, built, time.time() - t0)
+        return m
+
+
+def _plan_and_build(cfg: PipelineConfig, rank: Rank, root: Path, records: Iterator, log: Console):
+    tasks: list[Task] = []
+    with tempfile.TemporaryFile(dir=_mkdir(root), prefix=".plan-") as spool, _progress(log) as progress:
+        # Plan: stream the source once; own shards that need building go to an on-disk spool (flat memory).
+        reading = progress.add_task("planning", total=None, unit="records")
+        offsets, counters = [], new_counters(cfg)
+        for task, recs in plan(cfg, records, counters, on_record=lambda: progress.advance(reading)):
+            position = len(tasks)
+            tasks.append(task)
+            if rank.owns(position) and not _done(root, task):
+                offsets.append(spool.tell())
+                pickle.dump((task, recs), spool)
+        progress.update(reading, total=progress.tasks[reading].completed)
+        # Build: workers take whole shards; progress counts images.
+        total = sum(_peek(spool, o)[0].count for o in offsets)
+        building = progress.add_task("building", total=total, unit="img")
+        _build_all(cfg, root, spool, offsets, lambda n: progress.advance(building, n))
+    return tasks, counters, total
+
+
+def _peek(spool, offset):
+    spool.seek(offset)
+    return pickle.load(spool)
+
+
+def _build_all(cfg: PipelineConfig, root: Path, spool, offsets: list[int], advance) -> None:
+    jobs = ((task, recs, _shard_settings(cfg, task.domain)) for task, recs in (_peek(spool, o) for o in offsets))
+    if cfg.shards.workers == 0 or not offsets:
+        for task, recs, settings in jobs:
+            build_shard(str(root / f"{task.name}.tar"), task, recs, settings)
+            advance(task.count)
+        return
+    ctx = get_context("fork")  # the pool starts before any thread of ours; workers inherit the imported modules
+    q = ctx.Queue()
+    with ProcessPoolExecutor(cfg.shards.workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+        running = set()
+        for task, recs, settings in jobs:  # at most 2 shards in flight per worker: memory stays bounded
+            while len(running) >= 2 * cfg.shards.workers:
+                running = _drain(running, q, advance)
+            running.add(pool.submit(build_shard, str(root / f"{task.name}.tar"), task, recs, settings))
+        while running:
+            running = _drain(running, q, advance)
+        _drain_queue(q, advance)
+
+
+def _drain(running: set, q, advance) -> set:
+    done, running = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+    _drain_queue(q, advance)
+    for f in done:
+        f.result()  # a crash in a worker is a bug: let it surface
+    return running
+
+
+def _drain_queue(q, advance) -> None:
+    while True:
+        try:
+            advance(q.get_nowait())
+        except queue.Empty:
+            return
+
+
+def _wait_for_others(root: Path, tasks: list[Task], log: Console) -> None:
+    with log.status("waiting for the other ranks' shards"):
+        while not all(_done(root, t) for t in tasks):
+            time.sleep(1.0)
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+# ------------------------------------------------------------------------------------------------------ finalize
+def _finalize(cfg: PipelineConfig, root: Path, tasks: list[Task], counters: dict) -> dict:
+    _remove_orphans(root, {t.name for t in tasks})
+    domains = {d: {s: {"count": 0, "bytes": 0, "shards": []} for s in ("train", "val")} for d in cfg.domains}
+    rejected = Counter(counters["rejected"])
+    rejects = list(counters["rejects"])
+    for t in tasks:
+        st = read_json(_stats_path(root / f"{t.name}.tar"))
+        entry = domains[t.domain][t.split]
+        entry["shards"].append({"path": f"{t.name}.tar", "count": st["count"], "bytes": st["bytes"],
+                                "sha256": st["sha256"]})
+        entry["count"] += st["count"]
+        entry["bytes"] += st["bytes"]
+        rejected.update(st["rejected"])
+        rejects += [tuple(r) for r in st["rejects"]]
+    atomic_write(root / "rejects.jsonl", "".join(
+        json.dumps({"id": i, "source": s, "reason": r}) + "\n" for i, s, r in sorted(rejects)).encode())
+    written = sum(s["count"] for d in domains.values() for s in d.values())
+    m = {
+        "stage": "shards", "format": FORMAT, "pipeline": cfg.name, "config": config_for_hash(cfg),
+        "config_hash": digest(config_for_hash(cfg)), "source_fingerprint": sources.fingerprint(cfg.source),
+        "versions": _versions(), "root": str(root), "domains": domains,
+        "totals": {"records": counters["seen"], "selected": written + sum(rejected.values()), "written": written,
+                   "rejected": sum(rejected.values()),
+                   "filtered": counters["seen"] - written - sum(rejected.values())},
+        "filtered": {d: dict(sorted(c.items())) for d, c in counters["filtered"].items()},
+        "rejected": dict(sorted(rejected.items())), "reader": dict(sorted(counters["reader"].items())),
+        "rejects_file": str(root / "rejects.jsonl"),
+    }
+    write_json(manifest_path(cfg), m)
+    return m
+
+
+def _remove_orphans(root: Path, names: set[str]) -> None:
+    """Shards of an earlier plan that this plan no longer has (a config change): a glob must not pick them up."""
+    for p in list(root.glob("*/*.tar")) + list(root.glob("*/*.stats.json")) + list(root.glob("*/.*.tmp-*")):
+        name = f"{p.parent.name}/{p.name.split('.')[0]}"
+        if p.name.startswith(".") or name not in names:
+            p.unlink(missing_ok=True)
+
+
+def _versions() -> dict:
+    return {"onepunch": __version__, "python": platform.python_version(), "pillow": PIL.__version__,
+            "libjpeg": features.version("jpg") or "", "zlib": features.version("zlib") or "", "numpy": np.__version__}
+
+
+def _total(m: dict) -> int:
+    return m["totals"]["written"]
+
+
+# ------------------------------------------------------------------------------------------------------------ UX
+def _progress(log: Console) -> Progress:
+    return Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=log)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, with the task's unit (img, records)."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed or 0:>7.0f} {task.fields.get('unit', 'it')}/s")
+
+
+def _summary(log: Console, m: dict, built: int, seconds: float) -> None:
+    table = Table(title=f"shards: {m['pipeline']}", title_justify="left")
+    for col in ("domain", "split", "shards", "samples", "MB"):
+        table.add_column(col, justify="right" if col in ("shards", "samples", "MB") else "left")
+    for d, splits in m["domains"].items():
+        for s, e in splits.items():
+            table.add_row(d, s, str(len(e["shards"])), str(e["count"]), f"{e['bytes'] / 1e6:.1f}")
+    log.print(table)
+    t = m["totals"]
+    log.print(f"records {t['records']}, written {t['written']}, filtered {t['filtered']}, rejected {t['rejected']} "
+              f"{m['rejected'] or ''}")
+    rate = built / seconds if seconds > 0 else 0.0
+    log.print(f"processed {built} images in {seconds:.1f}s ({rate:.0f} img/s); rejected samples listed in "
+              f"{m['rejects_file']}")

@@ -1,0 +1,21 @@
+"""Which stages of a pipeline are done, stale or missing: each stage's manifest compared with the current config."""
+
+from __future__ import annotations
+
+from onepunch.config import PipelineConfig
+from onepunch.stages import shards
+
+# Stage names are the CLI command names, in pipeline order.
+STAGES = ["shards", "train-scan", "build-pairs", "train-color"]
+
+
+def stage_states(cfg: PipelineConfig) -> list[dict]:
+    checkers = {"shards": (shards.state, shards.manifest_path)}
+    out = []
+    for name in STAGES:
+        if name in checkers:
+            state_fn, path_fn = checkers[name]
+            out.append({"name": name, "state": state_fn(cfg), "manifest": str(path_fn(cfg))})
+        else:  # stages not built yet in this version have no manifest to compare
+            out.append({"name": name, "state": "missing", "manifest": str(cfg.manifest_dir / f"{name}.json")})
+    return out

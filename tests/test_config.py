@@ -1,0 +1,76 @@
+import pytest
+
+from onepunch import config
+from onepunch.errors import UserError
+from tests.conftest import REPO, run_cli, write_pipeline
+
+
+@pytest.mark.parametrize("name", ["demo", "danbooru2020"])
+def test_shipped_pipelines_load(name):
+    cfg = config.load(REPO / "pipelines" / f"{name}.toml")
+    assert cfg.name == name and set(cfg.domains) == {"scans", "colors"}
+    assert cfg.domains["scans"].mode == "L"
+
+
+def _tables(**extra):
+    t = {"": {"name": "x"}, "domains.scans": {"all_of": ["monochrome"]}, "domains.colors": {"none_of": ["monochrome"]}}
+    for k, v in extra.items():
+        t.setdefault(k, {}).update(v)
+    return t
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"shards": {"max_sidee": 3}}, "unknown key shards.max_sidee"),
+    ({"shards": {"max_side": "big"}}, "shards.max_side must be int"),
+    ({"shards": {"val_fraction": 1.5}}, "val_fraction"),
+    ({"domains.scans": {"all_of": ["long hair"]}}, "underscores"),
+    ({"domains.scans": {"ratings": ["x"]}}, "ratings must be among"),
+    ({"domains.scans": {"none_of": ["monochrome"]}}, "both required and excluded"),
+    ({"domains.colors": {"min_aspect": 2.0, "max_aspect": 1.0}}, "min_aspect"),
+    ({"domains.extra": {"all_of": ["a"]}}, "exactly scans and colors"),
+    ({"source": {"kind": "s3"}}, "source.kind must be one of"),
+])
+def test_bad_config_is_a_user_error(tmp_path, extra, message):
+    path = write_pipeline(tmp_path / "p.toml", _tables(**extra))
+    with pytest.raises(UserError, match=message):
+        config.load(path)
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [unclosed\n")
+    with pytest.raises(UserError, match="invalid TOML"):
+        config.load(bad)
+    with pytest.raises(UserError, match="not found"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_overrides_apply_dotted_keys(tmp_path):
+    path = write_pipeline(tmp_path / "p.toml", _tables())
+    cfg = config.load(path, {"source.path": "/data/x", "shards.workers": 7, "shards.max_side": None})
+    assert cfg.source.path == "/data/x" and cfg.shards.workers == 7 and cfg.shards.max_side == 512
+    assert cfg.out_dir == "runs/x"
+
+
+@pytest.mark.parametrize("args", [
+    ["shards", "--pipeline", "does/not/exist.toml"],
+    ["status", "--pipeline", "BAD"],
+    ["shards", "--rank", "3", "--world-size", "2"],
+])
+def test_cli_user_errors_are_one_line_exit_2(tmp_path, args):
+    if "BAD" in args:
+        bad = write_pipeline(tmp_path / "bad.toml", _tables(shards={"workerz": 1}))
+        args = [a if a != "BAD" else str(bad) for a in args]
+    r = run_cli(*args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_source_is_a_user_error(tmp_path):
+    t = _tables(source={"kind": "danbooru2020", "path": str(tmp_path / "nothing")},
+                **{"": {"name": "x", "out_dir": str(tmp_path / "o"), "manifests": str(tmp_path / "m")}})
+    path = write_pipeline(tmp_path / "p.toml", t)
+    r = run_cli("shards", "--pipeline", str(path))
+    assert r.returncode == 2 and r.stderr.startswith("error: dataset folder not found"), r.stderr
