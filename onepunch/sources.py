@@ -102,7 +102,7 @@ def danbooru2020(files: list[Path], root: Path, images: str, stats: dict) -> Ite
     seen: set[int] = set()
     for path in files:
         with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
+            for line in f:
                 if not line.strip():
                     continue
                 try:

@@ -1,0 +1,32 @@
+import json
+from pathlib import Path
+
+from onepunch.stages import shards
+from onepunch.status import STAGES
+from tests.conftest import demo_tables, run_cli, write_pipeline
+
+
+def status_json(path) -> dict:
+    r = run_cli("status", "--json", "--pipeline", str(path))
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_status_missing_done_stale(tmp_path, sample_dir, pipeline):
+    cfg = pipeline()
+    s = status_json(cfg.path)
+    assert s["pipeline"] == "t" and [x["name"] for x in s["stages"]] == STAGES
+    assert s["stages"][0] == {"name": "shards", "state": "missing", "manifest": str(shards.manifest_path(cfg))}
+    shards.run(cfg)
+    assert status_json(cfg.path)["stages"][0]["state"] == "done"
+    # A config change makes the stage stale...
+    tables = demo_tables(tmp_path, sample_dir, max_side=96)
+    write_pipeline(Path(cfg.path), tables)
+    assert status_json(cfg.path)["stages"][0]["state"] == "stale"
+    write_pipeline(Path(cfg.path), demo_tables(tmp_path, sample_dir))
+    assert status_json(cfg.path)["stages"][0]["state"] == "done"
+    # ...and so does a lost shard.
+    next(Path(cfg.out_dir).rglob("*.tar")).unlink()
+    assert status_json(cfg.path)["stages"][0]["state"] == "stale"
+    r = run_cli("status", "--pipeline", cfg.path)
+    assert r.returncode == 0 and "shards" in r.stdout and "stale" in r.stdout
