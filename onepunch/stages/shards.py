@@ -27,10 +27,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+import cv2
 import numpy as np
 import PIL
 from PIL import features
@@ -50,7 +52,7 @@ from rich.text import Text
 from onepunch import __version__, imageio, sources
 from onepunch.config import PipelineConfig, digest
 from onepunch.dist import Rank, rank_info
-from onepunch.manifest import FORMAT, atomic_write, exclusive, read_json, sha256_file, write_json
+from onepunch.manifest import FORMAT, exclusive, read_json, sha256_file, write_json
 from onepunch.query import why_not
 
 SHARD_FORMAT = 1  # bump when the bytes written for the same input and config change
@@ -191,6 +193,8 @@ _progress_queue = None  # set in each worker process
 def _init_worker(q):
     global _progress_queue
     _progress_queue = q
+    cv2.setNumThreads(1)  # one process per core already; OpenCV threads would fight them
+    imageio.tune_allocator()
 
 
 def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -288,8 +292,10 @@ def run(cfg: PipelineConfig, rank: Rank | None = None, force: bool = False) -> d
 
 def _plan_and_build(cfg: PipelineConfig, rank: Rank, root: Path, records: Iterator, log: Console):
     tasks: list[Task] = []
-    with tempfile.TemporaryFile(dir=_mkdir(root), prefix=".plan-") as spool, _progress(log) as progress:
+    with tempfile.TemporaryFile(dir=_mkdir(root), prefix=".plan-") as spool, _pool(cfg.shards.workers) as pool, \
+            _progress(log) as progress:
         # Plan: stream the source once; own shards that need building go to an on-disk spool (flat memory).
+        # The worker pool starts meanwhile.
         reading = progress.add_task("planning", total=None, unit="records")
         offsets, counters = [], new_counters(cfg)
         for task, recs in plan(cfg, records, counters, on_record=lambda: progress.advance(reading)):
@@ -302,7 +308,7 @@ def _plan_and_build(cfg: PipelineConfig, rank: Rank, root: Path, records: Iterat
         # Build: workers take whole shards; progress counts images.
         total = sum(_peek(spool, o)[0].count for o in offsets)
         building = progress.add_task("building", total=total, unit="img")
-        _build_all(cfg, root, spool, offsets, lambda n: progress.advance(building, n))
+        _build_all(cfg, root, pool, spool, offsets, lambda n: progress.advance(building, n))
     return tasks, counters, total
 
 
@@ -311,24 +317,40 @@ def _peek(spool, offset):
     return pickle.load(spool)
 
 
-def _build_all(cfg: PipelineConfig, root: Path, spool, offsets: list[int], advance) -> None:
+@contextmanager
+def _pool(workers: int):
+    """(executor, progress queue), started now so that worker start-up overlaps planning; (None, None) for 0."""
+    if workers == 0:
+        yield None, None
+        return
+    # forkserver, not fork: forking a process that runs threads (the progress bar's) can deadlock. The server
+    # preloads this module, so each worker starts in milliseconds.
+    ctx = get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    q = ctx.Queue()
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+        for _ in range(workers):
+            pool.submit(int)  # starts every worker now, in the background
+        yield pool, q
+
+
+def _build_all(cfg: PipelineConfig, root: Path, pool, spool, offsets: list[int], advance) -> None:
+    executor, q = pool
     jobs = ((task, recs, _shard_settings(cfg, task.domain)) for task, recs in (_peek(spool, o) for o in offsets))
-    if cfg.shards.workers == 0 or not offsets:
+    if executor is None:
+        imageio.tune_allocator()
         for task, recs, settings in jobs:
             build_shard(str(root / f"{task.name}.tar"), task, recs, settings)
             advance(task.count)
         return
-    ctx = get_context("fork")  # the pool starts before any thread of ours; workers inherit the imported modules
-    q = ctx.Queue()
-    with ProcessPoolExecutor(cfg.shards.workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
-        running = set()
-        for task, recs, settings in jobs:  # at most 2 shards in flight per worker: memory stays bounded
-            while len(running) >= 2 * cfg.shards.workers:
-                running = _drain(running, q, advance)
-            running.add(pool.submit(build_shard, str(root / f"{task.name}.tar"), task, recs, settings))
-        while running:
+    running = set()
+    for task, recs, settings in jobs:  # at most 2 shards in flight per worker: memory stays bounded
+        while len(running) >= 2 * cfg.shards.workers:
             running = _drain(running, q, advance)
-        _drain_queue(q, advance)
+        running.add(executor.submit(build_shard, str(root / f"{task.name}.tar"), task, recs, settings))
+    while running:
+        running = _drain(running, q, advance)
+    _drain_queue(q, advance)
 
 
 def _drain(running: set, q, advance) -> set:
@@ -363,29 +385,33 @@ def _finalize(cfg: PipelineConfig, root: Path, tasks: list[Task], counters: dict
     _remove_orphans(root, {t.name for t in tasks})
     domains = {d: {s: {"count": 0, "bytes": 0, "shards": []} for s in ("train", "val")} for d in cfg.domains}
     rejected = Counter(counters["rejected"])
-    rejects = list(counters["rejects"])
-    for t in tasks:
-        st = read_json(_stats_path(root / f"{t.name}.tar"))
-        entry = domains[t.domain][t.split]
-        entry["shards"].append({"path": f"{t.name}.tar", "count": st["count"], "bytes": st["bytes"],
-                                "sha256": st["sha256"]})
-        entry["count"] += st["count"]
-        entry["bytes"] += st["bytes"]
-        rejected.update(st["rejected"])
-        rejects += [tuple(r) for r in st["rejects"]]
-    atomic_write(root / "rejects.jsonl", "".join(
-        json.dumps({"id": i, "source": s, "reason": r}) + "\n" for i, s, r in sorted(rejects)).encode())
+    rejects_path = root / "rejects.jsonl"
+    tmp = rejects_path.with_name(f".{rejects_path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as out:  # streamed: memory does not grow with the number of rejects
+        for rid, source, reason in counters["rejects"]:
+            out.write(json.dumps({"id": rid, "source": source, "reason": reason}) + "\n")
+        for t in tasks:
+            st = read_json(_stats_path(root / f"{t.name}.tar"))
+            entry = domains[t.domain][t.split]
+            entry["shards"].append({"path": f"{t.name}.tar", "count": st["count"], "bytes": st["bytes"],
+                                    "sha256": st["sha256"]})
+            entry["count"] += st["count"]
+            entry["bytes"] += st["bytes"]
+            rejected.update(st["rejected"])
+            for rid, source, reason in st["rejects"]:
+                out.write(json.dumps({"id": rid, "source": source, "reason": reason}) + "\n")
+    os.replace(tmp, rejects_path)
     written = sum(s["count"] for d in domains.values() for s in d.values())
+    n_rejected = sum(rejected.values())
     m = {
         "stage": "shards", "format": FORMAT, "pipeline": cfg.name, "config": config_for_hash(cfg),
         "config_hash": digest(config_for_hash(cfg)), "source_fingerprint": sources.fingerprint(cfg.source),
         "versions": _versions(), "root": str(root), "domains": domains,
-        "totals": {"records": counters["seen"], "selected": written + sum(rejected.values()), "written": written,
-                   "rejected": sum(rejected.values()),
-                   "filtered": counters["seen"] - written - sum(rejected.values())},
+        "totals": {"records": counters["seen"], "selected": written + n_rejected, "written": written,
+                   "rejected": n_rejected, "filtered": counters["seen"] - written - n_rejected},
         "filtered": {d: dict(sorted(c.items())) for d, c in counters["filtered"].items()},
         "rejected": dict(sorted(rejected.items())), "reader": dict(sorted(counters["reader"].items())),
-        "rejects_file": str(root / "rejects.jsonl"),
+        "rejects_file": str(rejects_path),
     }
     write_json(manifest_path(cfg), m)
     return m
