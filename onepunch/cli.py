@@ -37,6 +37,24 @@ def shards(
     stage.run(cfg, rank_info(rank, world_size), force=force)
 
 
+@app.command("train-scan")
+def train_scan(
+    pipeline: Pipeline = DEFAULT_PIPELINE,
+    steps: Annotated[int | None, typer.Option(help="Override train_scan.steps.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Override train_scan.preset (tiny or base).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override train_scan.batch_size.")] = None,
+    device: Annotated[str | None, typer.Option(help="Override train_scan.device (auto, cpu, cuda).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Override train_scan.workers (data loader processes).")] = None,
+):
+    """Train the CycleGAN between scans and colors; export its color->scan generator as scan.pt."""
+    from onepunch.stages import train_scan as stage
+
+    cfg = config.load(pipeline, {"train_scan.steps": steps, "train_scan.preset": preset,
+                                 "train_scan.batch_size": batch_size, "train_scan.device": device,
+                                 "train_scan.workers": workers})
+    stage.run(cfg)
+
+
 @app.command()
 def status(pipeline: Pipeline = DEFAULT_PIPELINE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
@@ -68,8 +86,13 @@ def sample(out: Annotated[Path, typer.Option(help="Where to write the sample.")]
 
 
 def main() -> None:
+    from onepunch.train import Stopped
+
     try:
         app()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Stopped as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(130)

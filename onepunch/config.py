@@ -120,6 +120,70 @@ class ShardsConfig:
 
 
 @dataclass(frozen=True)
+class TrainScanConfig:
+    preset: str = "base"
+    """Network sizes: tiny (CPU tests and demo) or base."""
+    size: int = 256
+    """Training crop size, pixels (multiple of 4)."""
+    batch_size: int = 8
+    """Images per domain per step, per rank."""
+    steps: int = 20000
+    """Optimizer steps. The learning rate is constant, then decays linearly to zero from decay_start."""
+    decay_start: float = 0.5
+    """Fraction of steps after which the learning rate starts its linear decay."""
+    lr: float = 2e-4
+    """Adam learning rate of generators and discriminators."""
+    beta1: float = 0.5
+    """Adam beta1."""
+    beta2: float = 0.999
+    """Adam beta2."""
+    gan_loss: str = "lsgan"
+    """Adversarial loss: lsgan or hinge."""
+    lambda_cycle: float = 10.0
+    """Weight of the cycle-consistency L1 loss."""
+    lambda_identity: float = 5.0
+    """Weight of the identity loss (a scan given as color input must come out unchanged)."""
+    pool_size: int = 50
+    """Image pool of past fakes shown to each discriminator."""
+    min_crop: float = 0.6
+    """Smallest random square crop, as a fraction of the shorter side."""
+    rotate: float = 10.0
+    """Maximum random rotation, degrees."""
+    perspective_p: float = 0.3
+    """Probability of a random perspective warp."""
+    sample_every: int = 250
+    """Steps between sample grids (PNG)."""
+    val_every: int = 1000
+    """Steps between validations (and at the end)."""
+    val_images: int = 16
+    """Validation images per domain."""
+    ckpt_every: int = 500
+    """Steps between checkpoints (and at the end, and on SIGTERM or Ctrl-C)."""
+    keep_ckpts: int = 3
+    """Checkpoints kept."""
+    workers: int = 4
+    """Data loader processes per rank (0: load in the training process). Does not change the result."""
+    seed: int = 0
+    """Seed of initial weights, data order, augmentations and the image pools."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu or cuda."""
+    compile: bool = False
+    """torch.compile the networks (CUDA)."""
+
+    def __post_init__(self):
+        _check(self.preset in ("tiny", "base"), f"train_scan.preset must be tiny or base, got {self.preset!r}")
+        _check(self.size >= 16 and self.size % 4 == 0, f"train_scan.size must be a multiple of 4 >= 16, got {self.size}")
+        _check(self.batch_size >= 1 and self.steps >= 1, "train_scan.batch_size and steps must be >= 1")
+        _check(0.0 <= self.decay_start <= 1.0, "train_scan.decay_start must be in [0, 1]")
+        _check(self.gan_loss in ("lsgan", "hinge"), f"train_scan.gan_loss must be lsgan or hinge, got {self.gan_loss!r}")
+        _check(self.device in ("auto", "cpu", "cuda"), f"train_scan.device must be auto, cpu or cuda, got {self.device!r}")
+        _check(0.1 <= self.min_crop <= 1.0, "train_scan.min_crop must be in [0.1, 1]")
+        _check(min(self.sample_every, self.val_every, self.ckpt_every, self.keep_ckpts) >= 1,
+               "train_scan.*_every and keep_ckpts must be >= 1")
+        _check(self.lr > 0 and self.pool_size >= 0 and self.workers >= 0, "train_scan: lr > 0, pool_size >= 0")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     """Pipeline name: manifests go to <manifests>/<name>/, outputs to <out_dir>."""
@@ -133,6 +197,8 @@ class PipelineConfig:
     """Tag query per domain; the first domain whose query matches a record gets it. Names: scans, colors."""
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     """Settings of the shards stage."""
+    train_scan: TrainScanConfig = field(default_factory=TrainScanConfig)
+    """Settings of the train-scan stage (the CycleGAN whose color->scan generator is kept)."""
     path: str = ""
     """The TOML file this config came from (set by the loader, not written in the file)."""
 

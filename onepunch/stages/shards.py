@@ -37,27 +37,18 @@ import numpy as np
 import PIL
 from PIL import features
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
 from onepunch import __version__, imageio, sources
 from onepunch.config import PipelineConfig, digest
 from onepunch.dist import Rank, rank_info
 from onepunch.manifest import FORMAT, exclusive, read_json, sha256_file, write_json
 from onepunch.query import why_not
+from onepunch.ui import console as make_console
+from onepunch.ui import progress as _progress
 
 SHARD_FORMAT = 1  # bump when the bytes written for the same input and config change
 TAR_MTIME = 1577836800  # fixed member mtime (2020-01-01): byte-identical shards
-console = Console(stderr=True)
 
 
 @dataclass
@@ -266,7 +257,7 @@ def _done(root: Path, task: Task) -> bool:
 def run(cfg: PipelineConfig, rank: Rank | None = None, force: bool = False) -> dict | None:
     """Build the shards and the manifest. Returns the manifest (None on a rank that left it to another)."""
     rank = rank or rank_info()
-    log = console if rank.is_main else Console(quiet=True)
+    log = make_console(rank.is_main)
     root = shards_root(cfg)
     old = read_json(manifest_path(cfg))
     if old and not force and _up_to_date(cfg, old):
@@ -435,19 +426,6 @@ def _total(m: dict) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------ UX
-def _progress(log: Console) -> Progress:
-    return Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=log)
-
-
-class RateColumn(ProgressColumn):
-    """Items per second, with the task's unit (img, records)."""
-
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed or 0:>7.0f} {task.fields.get('unit', 'it')}/s")
-
-
 def _summary(log: Console, m: dict, built: int, seconds: float) -> None:
     table = Table(title=f"shards: {m['pipeline']}", title_justify="left")
     for col in ("domain", "split", "shards", "samples", "MB"):

@@ -1,0 +1,160 @@
+"""Training data from shard manifests: indexed random access with per-step seeding.
+
+Batch t of rank r is a pure function of (seed, r, t): its samples are drawn with replacement ("resampled") from the
+rank's own shards, read by tar offset, and only the expected member is decoded (never a pickle). So training resumes
+at any step exactly, the result does not depend on the number of loader workers, and a rank can never run dry or
+hang: with fewer shards than ranks every rank samples all shards with its own seed. Shards come from the manifest,
+never a glob.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import itertools
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from onepunch import augment
+from onepunch.dist import Rank
+from onepunch.errors import UserError
+
+
+def mix_seed(*parts) -> int:
+    """A 63-bit seed from any parts (stable across processes and Python versions, unlike hash())."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big") >> 1
+
+
+def shard_list(manifest: dict, domain: str, split: str) -> list[tuple[str, int]]:
+    """(path, count) of every non-empty shard of one domain and split, from a shards manifest."""
+    root = Path(manifest["root"])
+    entry = manifest["domains"].get(domain, {}).get(split)
+    if entry is None:
+        raise UserError(f"the shards manifest has no {domain}/{split}")
+    out = [(str(root / s["path"]), s["count"]) for s in entry["shards"] if s["count"] > 0]
+    if not out:
+        raise UserError(f"no {domain}/{split} samples in the shards manifest: check the domain's tag query")
+    return out
+
+
+def rank_shards(shards: list[tuple[str, int]], rank: Rank) -> list[tuple[str, int]]:
+    """Each rank owns every world-th shard; with fewer shards than ranks, all ranks sample all (own seeds)."""
+    if len(shards) < rank.world:
+        return shards
+    return shards[rank.rank:: rank.world]
+
+
+class TarIndex:
+    """Offsets of every member of one tar, grouped by sample key, in file order (indexed lazily, once)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.samples: list[tuple[str, dict[str, tuple[int, int]]]] = []
+        with tarfile.open(path) as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                key, _, ext = m.name.rpartition("/")[2].partition(".")
+                if not self.samples or self.samples[-1][0] != key:
+                    self.samples.append((key, {}))
+                self.samples[-1][1][ext] = (m.offset_data, m.size)
+        self._fd = None
+
+    def read(self, i: int, ext: str) -> tuple[str, bytes]:
+        key, members = self.samples[i]
+        if ext not in members:
+            raise KeyError(f"{self.path}: sample {key} has no .{ext} (has {sorted(members)})")
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        offset, size = members[ext]
+        return key, os.pread(self._fd, size, offset)
+
+
+def decode(data: bytes, mode: str) -> torch.Tensor:
+    """Image bytes -> uint8 (C, H, W) tensor in mode L (C=1) or RGB (C=3)."""
+    img = Image.open(io.BytesIO(data))
+    img = img.convert(mode) if img.mode != mode else img
+    arr = np.asarray(img)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(arr.copy())
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    shards: tuple[tuple[str, int], ...]
+    ext: str
+    """Image member to read (jpg or png); nothing else is decoded."""
+    mode: str
+    size: int
+    batch_size: int
+    seed: int
+    rank: int
+    augment: bool = True
+    min_crop: float = 0.6
+    rotate: float = 10.0
+    perspective_p: float = 0.3
+
+
+class BatchStream(IterableDataset):
+    """Endless (B, C, size, size) float batches in [-1, 1]; loader worker w makes batches w, w+W, w+2W, ..."""
+
+    def __init__(self, spec: StreamSpec, start_step: int = 0):
+        self.spec, self.start_step = spec, start_step
+        self.cum = list(itertools.accumulate(c for _, c in spec.shards))
+        self._index: dict[int, TarIndex] = {}
+
+    def _sample(self, flat: int) -> torch.Tensor:
+        s = bisect.bisect_right(self.cum, flat)
+        i = flat - (self.cum[s - 1] if s else 0)
+        if s not in self._index:
+            self._index[s] = TarIndex(self.spec.shards[s][0])
+        return decode(self._index[s].read(i, self.spec.ext)[1], self.spec.mode)
+
+    def batch(self, step: int) -> torch.Tensor:
+        sp = self.spec
+        g = torch.Generator().manual_seed(mix_seed(sp.seed, sp.rank, step))
+        picks = torch.randint(0, self.cum[-1], (sp.batch_size,), generator=g).tolist()
+        views = []
+        for flat in picks:
+            img = self._sample(flat)
+            if sp.augment:
+                img = augment.train_view(img, sp.size, g, min_crop=sp.min_crop, rotate=sp.rotate,
+                                         perspective_p=sp.perspective_p)
+            else:
+                img = augment.center_square(img, sp.size)
+            views.append(augment.to_unit(img))
+        return torch.stack(views)
+
+    def __iter__(self):
+        info = get_worker_info()
+        w, n = (info.id, info.num_workers) if info else (0, 1)
+        for step in itertools.count(self.start_step + w, n):
+            yield self.batch(step)
+
+
+def loader(spec: StreamSpec, start_step: int, workers: int, pin: bool = False) -> DataLoader:
+    """A DataLoader over a BatchStream: batches arrive in step order whatever the worker count."""
+    return DataLoader(BatchStream(spec, start_step), batch_size=None, num_workers=workers, pin_memory=pin,
+                      persistent_workers=False, prefetch_factor=4 if workers else None,
+                      multiprocessing_context="forkserver" if workers else None)
+
+
+def first_samples(shards: list[tuple[str, int]], ext: str, mode: str, n: int) -> list[tuple[str, torch.Tensor]]:
+    """The first n (key, uint8 image) of a shard list, in order: a fixed validation set."""
+    out = []
+    for path, _ in shards:
+        idx = TarIndex(path)
+        for i in range(len(idx.samples)):
+            if len(out) == n:
+                return out
+            key, data = idx.read(i, ext)
+            out.append((key, decode(data, mode)))
+    return out

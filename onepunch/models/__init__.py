@@ -1,0 +1,1 @@
+"""Models: small nn.Modules, tensors in and tensors out; no devices, optimizers or file IO."""
