@@ -55,6 +55,27 @@ def train_scan(
     stage.run(cfg)
 
 
+@app.command("build-pairs")
+def build_pairs(
+    pipeline: Pipeline = DEFAULT_PIPELINE,
+    ckpt: Annotated[str | None, typer.Option(help="Scan generator (scan.pt); default <out_dir>/train-scan/scan.pt.")] = None,
+    method: Annotated[str | None, typer.Option(help="ckpt (the generator) or xdog (analytic baseline).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override build_pairs.batch_size.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Override build_pairs.workers (decode processes).")] = None,
+    device: Annotated[str | None, typer.Option(help="Override build_pairs.device (auto, cpu, cuda).")] = None,
+    rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
+    world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
+):
+    """Run the scan generator over every color shard; write paired (scan, color) shards."""
+    from onepunch.dist import rank_info
+    from onepunch.stages import build_pairs as stage
+
+    cfg = config.load(pipeline, {"build_pairs.ckpt": ckpt, "build_pairs.method": method,
+                                 "build_pairs.batch_size": batch_size, "build_pairs.workers": workers,
+                                 "build_pairs.device": device})
+    stage.run(cfg, rank_info(rank, world_size))
+
+
 @app.command()
 def status(pipeline: Pipeline = DEFAULT_PIPELINE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):

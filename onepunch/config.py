@@ -184,6 +184,40 @@ class TrainScanConfig:
 
 
 @dataclass(frozen=True)
+class BuildPairsConfig:
+    method: str = "ckpt"
+    """How scans are made from colored images: ckpt (the train-scan generator) or xdog (analytic baseline)."""
+    ckpt: str = ""
+    """Scan generator checkpoint; empty means <out_dir>/train-scan/scan.pt. `--ckpt` overrides it."""
+    scan_format: str = "png"
+    """Format of the generated scans: png (lossless) or jpg."""
+    jpeg_quality: int = 95
+    """JPEG quality when scan_format = jpg."""
+    batch_size: int = 16
+    """Images per generator batch (same-size images are batched together). Does not change the meaning."""
+    workers: int = 2
+    """Decode processes per rank (0: decode in this process)."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu or cuda."""
+    xdog_sigma: float = 1.0
+    """XDoG: Gaussian sigma, pixels."""
+    xdog_k: float = 1.6
+    """XDoG: ratio of the two Gaussians."""
+    xdog_tau: float = 0.95
+    """XDoG: weight of the wider Gaussian."""
+    xdog_eps: float = 0.0
+    """XDoG: threshold."""
+    xdog_phi: float = 50.0
+    """XDoG: softness of the threshold."""
+
+    def __post_init__(self):
+        _check(self.method in ("ckpt", "xdog"), f"build_pairs.method must be ckpt or xdog, got {self.method!r}")
+        _check(self.scan_format in ("png", "jpg"), f"build_pairs.scan_format must be png or jpg, got {self.scan_format!r}")
+        _check(self.batch_size >= 1 and self.workers >= 0, "build_pairs.batch_size >= 1 and workers >= 0")
+        _check(self.device in ("auto", "cpu", "cuda"), f"build_pairs.device must be auto, cpu or cuda, got {self.device!r}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     """Pipeline name: manifests go to <manifests>/<name>/, outputs to <out_dir>."""
@@ -199,6 +233,8 @@ class PipelineConfig:
     """Settings of the shards stage."""
     train_scan: TrainScanConfig = field(default_factory=TrainScanConfig)
     """Settings of the train-scan stage (the CycleGAN whose color->scan generator is kept)."""
+    build_pairs: BuildPairsConfig = field(default_factory=BuildPairsConfig)
+    """Settings of the build-pairs stage."""
     path: str = ""
     """The TOML file this config came from (set by the loader, not written in the file)."""
 

@@ -80,11 +80,16 @@ def decode(data: bytes, *, mode: str, max_side: int, max_pixels: int, min_side: 
 
 
 def resize_max(img: Image.Image, max_side: int) -> Image.Image:
-    """Downscale so the longer side is max_side, aspect kept: a Gaussian prefilter (sigma = (factor - 1) / 2, as
-    skimage's anti_aliasing) then bilinear. As close to Lanczos as INTER_AREA here, 3x faster than either, and no
-    ringing halos around black lines (see BENCHMARKS.md)."""
+    """Downscale so the longer side is max_side, aspect kept (see resize_to)."""
     factor = max(img.size) / max_side
-    size = (max(1, round(img.width / factor)), max(1, round(img.height / factor)))
+    return resize_to(img, (max(1, round(img.width / factor)), max(1, round(img.height / factor))))
+
+
+def resize_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Downscale to exactly `size` (w, h): a Gaussian prefilter (sigma = (factor - 1) / 2, as skimage's
+    anti_aliasing) then bilinear. As close to Lanczos as INTER_AREA here, 3x faster than either, and no ringing halos
+    around black lines (see BENCHMARKS.md)."""
+    factor = max(img.width / size[0], img.height / size[1])
     a = np.asarray(img)
     sigma = (factor - 1) / 2
     if sigma > 0.05:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from onepunch.config import PipelineConfig
-from onepunch.stages import shards, train_scan
+from onepunch.stages import build_pairs, shards, train_scan
 
 # Stage names are the CLI command names, in pipeline order.
 STAGES = ["shards", "train-scan", "build-pairs", "train-color"]
@@ -11,7 +11,8 @@ STAGES = ["shards", "train-scan", "build-pairs", "train-color"]
 
 def stage_states(cfg: PipelineConfig) -> list[dict]:
     checkers = {"shards": (shards.state, shards.manifest_path),
-                "train-scan": (train_scan.state, train_scan.manifest_path)}
+                "train-scan": (train_scan.state, train_scan.manifest_path),
+                "build-pairs": (build_pairs.state, build_pairs.manifest_path)}
     out = []
     for name in STAGES:
         if name in checkers:

@@ -15,13 +15,11 @@ in the plan, write `rejects.jsonl` and the manifest `manifests/<pipeline>/shards
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import pickle
 import platform
 import queue
-import tarfile
 import tempfile
 import time
 from collections import Counter
@@ -42,13 +40,13 @@ from rich.table import Table
 from onepunch import __version__, imageio, sources
 from onepunch.config import PipelineConfig, digest
 from onepunch.dist import Rank, rank_info
-from onepunch.manifest import FORMAT, exclusive, read_json, sha256_file, write_json
+from onepunch.manifest import FORMAT, exclusive, read_json, write_json
 from onepunch.query import why_not
+from onepunch.shardwork import ShardOut, is_done, stats_path, wait_for
 from onepunch.ui import console as make_console
 from onepunch.ui import progress as _progress
 
 SHARD_FORMAT = 1  # bump when the bytes written for the same input and config change
-TAR_MTIME = 1577836800  # fixed member mtime (2020-01-01): byte-identical shards
 
 
 @dataclass
@@ -188,21 +186,10 @@ def _init_worker(q):
     imageio.tune_allocator()
 
 
-def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), TAR_MTIME, 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
-
-
 def build_shard(tar_path: str, task: Task, records: list, settings: dict) -> dict:
     """Write one shard (temp name, rename), then its stats file. Returns the stats."""
-    tar_path = Path(tar_path)
-    tar_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tar_path.with_name(f".{tar_path.name}.tmp-{os.getpid()}")
     rejected, rejects, count, pending = Counter(), [], 0, 0
-    with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+    with ShardOut(tar_path) as out:
         for r in records:
             try:
                 data = r.data if r.data is not None else Path(r.path).read_bytes()
@@ -225,32 +212,20 @@ def build_shard(tar_path: str, task: Task, records: list, settings: dict) -> dic
             else:
                 meta = {"id": r.id, "tags": list(r.tags), "rating": r.rating, "width": w, "height": h,
                         "md5": hashlib.md5(data).hexdigest(), "source": r.source}
-                _tar_add(tar, f"{r.id}.{settings['image_format']}", body)
-                _tar_add(tar, f"{r.id}.json", json.dumps(meta, sort_keys=True).encode())
+                out.add(f"{r.id}.{settings['image_format']}", body)
+                out.add(f"{r.id}.json", json.dumps(meta, sort_keys=True).encode())
                 count += 1
             pending += 1
             if _progress_queue is not None and pending >= 8:
                 _progress_queue.put(pending)
                 pending = 0
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, tar_path)
     if _progress_queue is not None and pending:
         _progress_queue.put(pending)
-    stats = {"digest": task.digest, "count": count, "bytes": tar_path.stat().st_size, "sha256": sha256_file(tar_path),
-             "rejected": dict(sorted(rejected.items())), "rejects": rejects}
-    write_json(_stats_path(tar_path), stats)
-    return stats
-
-
-def _stats_path(tar_path: Path) -> Path:
-    return tar_path.with_name(tar_path.name[: -len(".tar")] + ".stats.json")
+    return out.finish(task.digest, count, rejected=dict(sorted(rejected.items())), rejects=rejects)
 
 
 def _done(root: Path, task: Task) -> bool:
-    tar_path = root / f"{task.name}.tar"
-    s = read_json(_stats_path(tar_path))
-    return bool(s) and s.get("digest") == task.digest and tar_path.is_file() and tar_path.stat().st_size == s["bytes"]
+    return is_done(root / f"{task.name}.tar", task.digest)
 
 
 # ----------------------------------------------------------------------------------------------------------- run
@@ -271,7 +246,7 @@ def run(cfg: PipelineConfig, rank: Rank | None = None, force: bool = False) -> d
         counters["reader"] = reader_stats
         if not all(_done(root, t) for t in tasks):
             if rank.launched and rank.is_main:
-                _wait_for_others(root, tasks, log)
+                wait_for([(root / f"{t.name}.tar", t.digest) for t in tasks], log)
             else:
                 log.print(f"rank {rank.rank}/{rank.world}: my shards are done; the manifest is written when all are")
                 return None
@@ -360,12 +335,6 @@ def _drain_queue(q, advance) -> None:
             return
 
 
-def _wait_for_others(root: Path, tasks: list[Task], log: Console) -> None:
-    with log.status("waiting for the other ranks' shards"):
-        while not all(_done(root, t) for t in tasks):
-            time.sleep(1.0)
-
-
 def _mkdir(p: Path) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
@@ -382,7 +351,7 @@ def _finalize(cfg: PipelineConfig, root: Path, tasks: list[Task], counters: dict
         for rid, source, reason in counters["rejects"]:
             out.write(json.dumps({"id": rid, "source": source, "reason": reason}) + "\n")
         for t in tasks:
-            st = read_json(_stats_path(root / f"{t.name}.tar"))
+            st = read_json(stats_path(root / f"{t.name}.tar"))
             entry = domains[t.domain][t.split]
             entry["shards"].append({"path": f"{t.name}.tar", "count": st["count"], "bytes": st["bytes"],
                                     "sha256": st["sha256"]})

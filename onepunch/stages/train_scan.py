@@ -141,15 +141,14 @@ def truth_dir(cfg: PipelineConfig) -> Path | None:
     return d if cfg.source.kind == "sample" and d.is_dir() else None
 
 
-def _truth(path: Path, size: tuple[int, int]) -> torch.Tensor | None:
-    """True line art resized exactly as the shards stage resized its colored image: (1,1,H,W) in [0, 1]."""
+def load_truth(path: Path, size: tuple[int, int]) -> torch.Tensor | None:
+    """True line art at the size (w, h) of the shard's colored image: (1, 1, H, W) in [0, 1]. (Resizing straight to
+    the size: the shards stage's DCT-scaled decode can round a side 1 px differently from resizing the original.)"""
     if not path.is_file():
         return None
     img = Image.open(path).convert("L")
     if img.size != size:
-        img = imageio.resize_max(img, max(size))
-    if img.size != size:
-        return None
+        img = imageio.resize_to(img, size)
     return torch.from_numpy(np.asarray(img).copy()).float().div(255)[None, None]
 
 
@@ -166,7 +165,7 @@ def validate(nets: dict, val_colors: list, truth: Path | None, env: train.Env) -
         with env.autocast():
             rec = s2c(x)[..., :h, :w].float()
         out["val_cycle_l1"] += float((rec - augment.to_unit(img)[None].to(env.device)).abs().mean()) / len(val_colors)
-        t = _truth(truth / f"{key}.png", (img.shape[2], img.shape[1])) if truth else None
+        t = load_truth(truth / f"{key}.png", (img.shape[2], img.shape[1])) if truth else None
         if t is None:
             continue
         t = t.to(env.device)
@@ -338,14 +337,8 @@ def _save(ckpts, nets, opt_g, opt_d, pools, step, h, env: train.Env) -> None:
 def _finish(cfg, c2s, inputs: dict, h: str, val: dict, env: train.Env, log) -> dict:
     out = run_dir(cfg)
     path = out / "scan.pt"
-    gen = train.unwrap(c2s)
-    train.save_atomic({
-        "kind": KIND, "format": FORMAT, "model": "cyclegan.Generator", "config": cyclegan.config_dict(gen),
-        "state_dict": {k: v.cpu() for k, v in gen.state_dict().items()},
-        "io": {"input": "RGB (B,3,H,W) in [-1,1]", "output": "scan (B,1,H,W) in [-1,1]", "multiple": gen.multiple},
-        "lineage": {**inputs, "config_hash": h, "pipeline": cfg.name}, "metrics": val,
-        "train_config": cfg.section("train_scan"),
-    }, path)
+    save_generator(train.unwrap(c2s), path, lineage={**inputs, "config_hash": h, "pipeline": cfg.name}, metrics=val,
+                   train_config=cfg.section("train_scan"))
     m = {
         "stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": cfg.section("train_scan"), "config_hash": h,
         "inputs": inputs, "world_size": env.rank.world, "device": env.device.type,
@@ -358,6 +351,17 @@ def _finish(cfg, c2s, inputs: dict, h: str, val: dict, env: train.Env, log) -> d
     summary = ", ".join(f"{k} {v:.4g}" for k, v in val.items())
     log.print(f"[green]train-scan done[/]: {path}\n  validation: {summary}\n  sample grids: {out / 'samples'}")
     return m
+
+
+def save_generator(gen: cyclegan.Generator, path: Path, **meta) -> None:
+    """Write a self-describing scan.pt (config + weights + metadata; tensors and plain types only), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    train.save_atomic({
+        "kind": KIND, "format": FORMAT, "model": "cyclegan.Generator", "config": cyclegan.config_dict(gen),
+        "state_dict": {k: v.cpu() for k, v in gen.state_dict().items()},
+        "io": {"input": "RGB (B,3,H,W) in [-1,1]", "output": "scan (B,1,H,W) in [-1,1]", "multiple": gen.multiple},
+        **meta,
+    }, path)
 
 
 def load_generator(path: str | Path) -> tuple[cyclegan.Generator, dict]:

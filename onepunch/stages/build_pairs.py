@@ -1,0 +1,285 @@
+"""Stage 3, `build-pairs`: run a scan generator over every color shard and write paired (scan, color) shards.
+
+    onepunch build-pairs --ckpt runs/demo/train-scan/scan.pt            # default: the pipeline's own scan.pt
+    onepunch build-pairs --method xdog                                  # the analytic baseline, no weights
+    torchrun --nproc_per_node 8 -m onepunch build-pairs --ckpt scan.pt --pipeline pipelines/danbooru2020.toml
+
+One output shard per input color shard (train and val): `runs/<pipeline>/pairs/<split>-NNNNNN.tar`, each sample
+`KEY.color.jpg` (the shard's bytes, untouched), `KEY.scan.png` (generated at the image's full size) and `KEY.json`
+(the color sample's metadata plus how the scan was made). Loader processes decode, the main process runs the
+generator in batches of same-size images, a writer thread encodes and writes, so the three overlap. A shard's digest
+covers its input shard's sha256, the checkpoint's sha256 and the settings: a rerun skips done shards, a new checkpoint
+rebuilds them all, a killed run resumes byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import queue
+import threading
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from onepunch import __version__, data, imageio, train
+from onepunch.config import PipelineConfig, digest
+from onepunch.dist import Rank, rank_info
+from onepunch.errors import UserError
+from onepunch.manifest import FORMAT, exclusive, file_digest, read_json, write_json
+from onepunch.scanners import GeneratorScanner, XDoGScanner
+from onepunch.shardwork import ShardOut, is_done, stats_path, wait_for
+from onepunch.stages import shards as shards_stage
+from onepunch.ui import console, progress
+
+NAME = "build-pairs"
+PAIRS_FORMAT = 1  # bump when the bytes written for the same inputs change
+SPLITS = ("train", "val")
+
+
+def manifest_path(cfg: PipelineConfig) -> Path:
+    return cfg.manifest_dir / f"{NAME}.json"
+
+
+def out_root(cfg: PipelineConfig) -> Path:
+    return Path(cfg.out_dir) / "pairs"
+
+
+def ckpt_path(cfg: PipelineConfig) -> Path:
+    return Path(cfg.build_pairs.ckpt or Path(cfg.out_dir) / "train-scan" / "scan.pt")
+
+
+def _inputs(cfg: PipelineConfig) -> dict:
+    st = shards_stage.state(cfg)
+    if st != "done":
+        raise UserError(f"the shards stage is {st}: run `onepunch shards --pipeline {cfg.path}` first")
+    path = shards_stage.manifest_path(cfg)
+    inputs = {"shards_manifest": str(path), "shards_manifest_sha256": file_digest(path),
+              "method": cfg.build_pairs.method}
+    if cfg.build_pairs.method == "ckpt":
+        ck = ckpt_path(cfg)
+        if not ck.is_file():
+            hint = "" if cfg.build_pairs.ckpt else " (run `onepunch train-scan` first, or pass --ckpt)"
+            raise UserError(f"scan checkpoint not found: {ck}{hint}")
+        inputs.update(ckpt=str(ck), ckpt_sha256=file_digest(ck))
+    return inputs
+
+
+def _settings(cfg: PipelineConfig) -> dict:
+    """What changes the output bytes (not batch size, workers or device)."""
+    b = cfg.build_pairs
+    s = {"format": PAIRS_FORMAT, "scan_format": b.scan_format, "method": b.method}
+    if b.scan_format == "jpg":
+        s["jpeg_quality"] = b.jpeg_quality
+    if b.method == "xdog":
+        s["xdog"] = [b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi]
+    return s
+
+
+def _tasks(cfg: PipelineConfig, inputs: dict, shards_m: dict) -> list[dict]:
+    """One task per input color shard, in manifest order."""
+    root_in, tasks = Path(shards_m["root"]), []
+    for split in SPLITS:
+        for s in shards_m["domains"]["colors"][split]["shards"]:
+            d = digest({"input_sha256": s["sha256"], "ckpt_sha256": inputs.get("ckpt_sha256"),
+                        "settings": _settings(cfg)})
+            tasks.append({"split": split, "input": str(root_in / s["path"]), "count": s["count"],
+                          "output": str(out_root(cfg) / Path(s["path"]).name), "digest": d})
+    return tasks
+
+
+def config_hash(cfg: PipelineConfig, inputs: dict) -> str:
+    return digest({"settings": _settings(cfg), "inputs": inputs})
+
+
+def state(cfg: PipelineConfig) -> str:
+    m = read_json(manifest_path(cfg))
+    if m is None:
+        return "missing"
+    try:
+        inputs = _inputs(cfg)
+    except UserError:
+        return "stale"
+    if m.get("config_hash") != config_hash(cfg, inputs):
+        return "stale"
+    return "done" if all(is_done(t["output"], t["digest"]) for t in m["tasks"]) else "stale"
+
+
+# ------------------------------------------------------------------------------------------------------ reading
+class ColorSamples(IterableDataset):
+    """(task position, key, color bytes, json bytes, uint8 (3,H,W)) for every sample of the given shards, in order;
+    loader worker w decodes samples w, w+W, ... (the DataLoader's round robin gives them back in order)."""
+
+    def __init__(self, shards: list[tuple[int, str]], ext: str):
+        self.shards, self.ext = shards, ext
+
+    def __iter__(self):
+        info = get_worker_info()
+        w, n = (info.id, info.num_workers) if info else (0, 1)
+        g = 0
+        for pos, path in self.shards:
+            idx = data.TarIndex(path)
+            for i in range(len(idx.samples)):
+                if g % n == w:
+                    key, color = idx.read(i, self.ext)
+                    meta = idx.read(i, "json")[1]
+                    yield pos, key, color, meta, data.decode(color, "RGB")
+                g += 1
+
+
+# ------------------------------------------------------------------------------------------------------ writing
+class Writer(threading.Thread):
+    """Encodes scans and writes shards in order, off the main thread. Items: ("open", task) / ("samples", list) /
+    ("close", None); an exception is kept and re-raised by `join_checked`."""
+
+    def __init__(self, cfg: PipelineConfig, inputs: dict):
+        super().__init__(daemon=True)
+        self.q: queue.Queue = queue.Queue(maxsize=8)
+        self.cfg, self.inputs, self.error = cfg, inputs, None
+        self.scan_info = {"method": inputs["method"], **({"ckpt_sha256": inputs["ckpt_sha256"]}
+                                                         if "ckpt_sha256" in inputs else {})}
+
+    def run(self):
+        out, task, count = None, None, 0
+        b = self.cfg.build_pairs
+        try:
+            while (item := self.q.get()) is not None:
+                kind, payload = item
+                if kind == "open":
+                    task, count = payload, 0
+                    out = ShardOut(task["output"]).__enter__()
+                elif kind == "samples":
+                    for key, color, meta, scan in payload:
+                        body = imageio.encode(Image.fromarray(scan, "L"), b.scan_format, b.jpeg_quality)
+                        meta = {**json.loads(meta), "scan": self.scan_info}
+                        out.add(f"{key}.color.{self.cfg.shards.image_format}", color)
+                        out.add(f"{key}.scan.{b.scan_format}", body)
+                        out.add(f"{key}.json", json.dumps(meta, sort_keys=True).encode())
+                        count += 1
+                else:
+                    out.__exit__(None, None, None)
+                    out.finish(task["digest"], count)
+                    out = None
+        except BaseException as e:  # surfaced by join_checked in the main thread
+            self.error = e
+            if out is not None:
+                out.__exit__(type(e), e, None)
+            while self.q.get() is not None:  # drain so the producer never blocks
+                pass
+
+    def put(self, kind, payload=None):
+        if self.error is not None:
+            raise self.error
+        self.q.put((kind, payload))
+
+    def join_checked(self):
+        self.q.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+# ---------------------------------------------------------------------------------------------------------- run
+def run(cfg: PipelineConfig, rank: Rank | None = None) -> dict | None:
+    """Build the pairs (or find them done). Returns the manifest (None on a rank that left it to another)."""
+    rank = rank or rank_info()
+    log = console(rank.is_main)
+    inputs = _inputs(cfg)
+    if state(cfg) == "done":
+        log.print(f"[green]build-pairs up to date[/]: {manifest_path(cfg)}; nothing to do")
+        return read_json(manifest_path(cfg))
+    shards_m = read_json(inputs["shards_manifest"])
+    tasks = _tasks(cfg, inputs, shards_m)
+    lock = out_root(cfg) / (".lock" if rank.world == 1 else f".lock-{rank.rank}-of-{rank.world}")
+    with exclusive(lock, "onepunch build-pairs"):
+        env = train.setup(cfg.build_pairs.device)
+        mine = [(i, t) for i, t in enumerate(tasks) if rank.owns(i) and not is_done(t["output"], t["digest"])]
+        t0 = time.perf_counter()
+        n = _build(cfg, inputs, mine, env, log) if mine else 0
+        items = [(Path(t["output"]), t["digest"]) for t in tasks]
+        if not all(is_done(p, d) for p, d in items):
+            if rank.launched and rank.is_main:
+                wait_for(items, log)
+            else:
+                log.print(f"rank {rank.rank}/{rank.world}: my pair shards are done; the manifest is written when all are")
+                return None
+        m = _finalize(cfg, inputs, tasks)
+        log.print(f"[green]build-pairs done[/]: {n} pairs in {time.perf_counter() - t0:.1f}s; "
+                  f"train {m['splits']['train']['count']}, val {m['splits']['val']['count']} -> {out_root(cfg)}")
+        return m
+
+
+def _scanner(cfg: PipelineConfig, inputs: dict, env: train.Env):
+    b = cfg.build_pairs
+    if b.method == "xdog":
+        return XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)
+    return GeneratorScanner(inputs["ckpt"], env, b.batch_size)
+
+
+def _build(cfg: PipelineConfig, inputs: dict, mine: list[tuple[int, dict]], env: train.Env, log) -> int:
+    b = cfg.build_pairs
+    scanner = _scanner(cfg, inputs, env)
+    by_pos = dict(mine)
+    samples = ColorSamples([(i, t["input"]) for i, t in mine], cfg.shards.image_format)
+    loader = DataLoader(samples, batch_size=None, num_workers=b.workers, prefetch_factor=8 if b.workers else None,
+                        multiprocessing_context="forkserver" if b.workers else None)
+    writer = Writer(cfg, inputs)
+    writer.start()
+    current, chunk, done = None, [], 0
+    with progress(log) as bar:
+        task = bar.add_task("pairs", total=sum(t["count"] for _, t in mine), unit="img")
+
+        def flush():
+            nonlocal chunk, done
+            if chunk:
+                scans = scanner([c[4] for c in chunk])
+                writer.put("samples", [(k, col, meta, s) for (_, k, col, meta, _), s in zip(chunk, scans, strict=True)])
+                done += len(chunk)
+                bar.update(task, completed=done)
+                chunk = []
+
+        pending = [i for i, _ in mine]
+        for sample in loader:
+            pos = sample[0]
+            while current != pos:  # shards without samples still get their (empty) output, in order
+                flush()
+                if current is not None:
+                    writer.put("close")
+                current = pending.pop(0)
+                writer.put("open", by_pos[current])
+            chunk.append(sample)
+            if len(chunk) >= 4 * b.batch_size:
+                flush()
+        flush()
+        if current is not None:
+            writer.put("close")
+        for pos in pending:  # trailing empty shards
+            writer.put("open", by_pos[pos])
+            writer.put("close")
+        writer.join_checked()
+    return done
+
+
+def _finalize(cfg: PipelineConfig, inputs: dict, tasks: list[dict]) -> dict:
+    splits = {s: {"count": 0, "bytes": 0, "shards": []} for s in SPLITS}
+    for t in tasks:
+        st = read_json(stats_path(t["output"]))
+        e = splits[t["split"]]
+        e["shards"].append({"path": Path(t["output"]).name, "count": st["count"], "bytes": st["bytes"],
+                            "sha256": st["sha256"]})
+        e["count"] += st["count"]
+        e["bytes"] += st["bytes"]
+    lost = sum(t["count"] for t in tasks) - sum(e["count"] for e in splits.values())
+    m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": cfg.section("build_pairs"),
+         "config_hash": config_hash(cfg, inputs), "inputs": inputs, "root": str(out_root(cfg)), "splits": splits,
+         "tasks": tasks, "totals": {"pairs": sum(e["count"] for e in splits.values()), "missing": lost},
+         "members": {"color": f"color.{cfg.shards.image_format}", "scan": f"scan.{cfg.build_pairs.scan_format}",
+                     "json": "json"},
+         "versions": {"onepunch": __version__, "torch": torch.__version__, "python": platform.python_version()}}
+    if lost:
+        raise RuntimeError(f"{lost} input samples have no pair: the pair shards do not match their inputs")
+    write_json(manifest_path(cfg), m)
+    return m
