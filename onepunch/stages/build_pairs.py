@@ -224,8 +224,8 @@ def _build(cfg: PipelineConfig, inputs: dict, mine: list[tuple[int, dict]], env:
     scanner = _scanner(cfg, inputs, env)
     by_pos = dict(mine)
     samples = ColorSamples([(i, t["input"]) for i, t in mine], cfg.shards.image_format)
-    loader = DataLoader(samples, batch_size=None, num_workers=b.workers, prefetch_factor=8 if b.workers else None,
-                        multiprocessing_context="forkserver" if b.workers else None)
+    loader = DataLoader(samples, batch_size=None, num_workers=b.workers, prefetch_factor=8 if b.workers else None)
+    stream = iter(loader)  # forks the decode workers now, before the writer's and the progress bar's threads
     writer = Writer(cfg, inputs)
     writer.start()
     current, chunk, done = None, [], 0
@@ -242,7 +242,7 @@ def _build(cfg: PipelineConfig, inputs: dict, mine: list[tuple[int, dict]], env:
                 chunk = []
 
         pending = [i for i, _ in mine]
-        for sample in loader:
+        for sample in stream:
             pos = sample[0]
             while current != pos:  # shards without samples still get their (empty) output, in order
                 flush()
