@@ -1,0 +1,204 @@
+"""The colorizer: a U-Net on a ResNet encoder, and its scan-conditioned PatchGAN discriminator.
+
+Generator, (B, 1, H, W) scan in [-1, 1] -> (B, 3, H, W) color in [-1, 1], H and W multiples of 32:
+  encoder  torchvision ResNet body, split at H/2 (stem), H/4, H/8, H/16, H/32 (layer1..4); input normalised inside
+           (scan -> [0, 1] -> 3 channels -> mean/std of the weights' training data). Frozen by default, BatchNorm
+           kept in eval mode so its running statistics never move.
+  decoder  per level: concat skip -> 3x3 conv -> 1x1 conv to 4x channels, ICNR-initialised -> PixelShuffle(2)
+           -> InstanceNorm -> 3x3 conv; self-attention after the three largest (H/4, H/2, H).
+  output   concat the input scan (a full-resolution skip, so lines survive) -> 3x3 conv -> 1x1 conv -> tanh.
+Self-attention is the linear "simple self-attention" of the method (x + gamma * conv(x) (x^T x)), but normalised by
+the number of positions, so its strength does not grow 4x with each 2x step of progressive training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torchvision
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+# Input normalisation of each weight source (from [0, 1]).
+NORMS = {
+    "danbooru": ((0.7137, 0.6628, 0.6519), (0.2970, 0.3017, 0.2979)),  # RF5 danbooru-pretrained ResNet50
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision weights
+}
+
+
+@dataclass(frozen=True)
+class ColorizerConfig:
+    encoder: str = "resnet50"
+    """resnet50 (the method; accepts pretrained weights) or small (1 block per stage, for tests and the CPU demo)."""
+    decoder_width: int = 256
+    """Channels of the deepest decoder level; halved at each level up, down to decoder_width // 16 (min 16)."""
+    attention_levels: int = 3
+    """Self-attention after this many of the largest decoder maps (H/4, H/2, H)."""
+    norm: str = "imagenet"
+    """Input normalisation: imagenet or danbooru (set from the encoder weights loaded)."""
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    width: int = 64
+    n_layers: int = 3
+    attention_layers: int = 3
+    """Self-attention after each of the first this many layers."""
+
+
+PRESETS = {
+    "tiny": (ColorizerConfig(encoder="small", decoder_width=64), CriticConfig(width=16, n_layers=3)),
+    "base": (ColorizerConfig(encoder="resnet50", decoder_width=512), CriticConfig(width=64, n_layers=3)),
+}
+
+
+class SelfAttention(nn.Module):
+    """Linear-time self-attention: x + gamma * W(x) (x^T x) / N. gamma starts at 0 (identity at init)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = nn.Conv1d(ch, ch, 1, bias=False)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        flat = x.reshape(b, c, h * w).float()
+        gram = torch.bmm(flat, flat.transpose(1, 2)) / (h * w)  # (B, C, C): normalised by positions
+        o = torch.bmm(gram, self.conv(flat))  # (B, C, N)
+        return x + (self.gamma * o).reshape(b, c, h, w).to(x.dtype)
+
+
+def icnr_(weight: torch.Tensor, scale: int = 2) -> None:
+    """ICNR (Aitken et al. 2017): each group of scale^2 output channels starts equal, so PixelShuffle begins as a
+    nearest-neighbour upsample, with no checkerboard."""
+    out_ch, in_ch, kh, kw = weight.shape
+    sub = torch.empty(out_ch // scale**2, in_ch, kh, kw)
+    nn.init.kaiming_normal_(sub)
+    with torch.no_grad():
+        weight.copy_(sub.repeat_interleave(scale**2, dim=0))
+
+
+class UpBlock(nn.Module):
+    """(x at skip resolution, skip) -> 2x resolution, out_ch channels."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, attention: bool):
+        super().__init__()
+        self.merge = nn.Sequential(nn.Conv2d(in_ch + skip_ch, in_ch, 3, padding=1), nn.ReLU(inplace=True))
+        self.expand = nn.Conv2d(in_ch, out_ch * 4, 1)
+        icnr_(self.expand.weight)
+        nn.init.zeros_(self.expand.bias)  # a per-channel bias would break ICNR's equal start
+        self.shuffle = nn.PixelShuffle(2)
+        self.refine = nn.Sequential(nn.InstanceNorm2d(out_ch, affine=True), nn.ReLU(inplace=True),
+                                    nn.Conv2d(out_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True))
+        self.attn = SelfAttention(out_ch) if attention else nn.Identity()
+
+    def forward(self, x, skip):
+        x = self.merge(torch.cat([x, skip], 1))
+        return self.attn(self.refine(self.shuffle(self.expand(x))))
+
+
+def make_encoder(kind: str) -> nn.Module:
+    if kind == "resnet50":
+        return torchvision.models.resnet50(weights=None)
+    if kind == "small":
+        return torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
+    raise ValueError(f"unknown encoder {kind!r}")
+
+
+class Encoder(nn.Module):
+    """A torchvision ResNet without its head: returns the 5 feature maps at H/2 .. H/32."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        r = make_encoder(kind)
+        self.conv1, self.bn1, self.relu, self.maxpool = r.conv1, r.bn1, r.relu, r.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = r.layer1, r.layer2, r.layer3, r.layer4
+        expansion = 4 if kind == "resnet50" else 1
+        self.channels = [64] + [c * expansion for c in (64, 128, 256, 512)]
+
+    def forward(self, x):
+        f0 = self.relu(self.bn1(self.conv1(x)))  # (B, 64, H/2, W/2)
+        f1 = self.layer1(self.maxpool(f0))       # (B, 256, H/4)  [small: 64]
+        f2 = self.layer2(f1)                     # (B, 512, H/8)  [128]
+        f3 = self.layer3(f2)                     # (B, 1024, H/16) [256]
+        f4 = self.layer4(f3)                     # (B, 2048, H/32) [512]
+        return [f0, f1, f2, f3, f4]
+
+
+class Colorizer(nn.Module):
+    def __init__(self, cfg: ColorizerConfig, frozen_encoder: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg.encoder)
+        mean, std = NORMS[cfg.norm]
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        ch = self.encoder.channels  # [H/2, H/4, H/8, H/16, H/32]
+        widths = [max(16, cfg.decoder_width // 2**i) for i in range(5)]  # out widths: H/16, H/8, H/4, H/2, H
+        self.middle = nn.Sequential(nn.Conv2d(ch[4], widths[0], 3, padding=1), nn.ReLU(inplace=True))
+        blocks, in_ch = [], widths[0]
+        for i, skip in enumerate(reversed(ch)):  # skips at H/32, H/16, H/8, H/4, H/2
+            attention = i >= 5 - cfg.attention_levels  # the last blocks output H/4, H/2, H
+            blocks.append(UpBlock(in_ch, skip, widths[i], attention))
+            in_ch = widths[i]
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Sequential(nn.Conv2d(in_ch + 1, in_ch, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(in_ch, 3, 1), nn.Tanh())
+        self.set_encoder_frozen(frozen_encoder)
+
+    def set_encoder_frozen(self, frozen: bool) -> None:
+        self.frozen = frozen
+        for p in self.encoder.parameters():
+            p.requires_grad_(not frozen)
+        self.encoder.train(self.training and not frozen)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.encoder.train(mode and not self.frozen)  # frozen BatchNorm never updates its running stats
+        return self
+
+    def forward(self, scan):
+        h, w = scan.shape[-2:]
+        assert h % 32 == 0 and w % 32 == 0, f"input {h}x{w} must be multiples of 32 (pad it)"
+        x = ((scan + 1) / 2).expand(-1, 3, -1, -1)
+        feats = self.encoder((x - self.mean) / self.std)
+        y = self.middle(feats[4])                   # (B, w0, H/32)
+        for block, skip in zip(self.blocks, reversed(feats), strict=True):
+            y = block(y, skip)                      # H/16, H/8, H/4, H/2, H
+        return self.head(torch.cat([y, scan], 1))   # (B, 3, H, W)
+
+
+class Critic(nn.Module):
+    """PatchGAN conditioned on the scan: (scan (B,1,H,W), color (B,3,H,W)) -> (B, 1, H', W') logits.
+    Spectral norm on every conv; self-attention after the first `attention_layers` layers."""
+
+    def __init__(self, cfg: CriticConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers, ch = [], 4
+        for i in range(cfg.n_layers + 1):
+            out = cfg.width * min(2**i, 8)
+            stride = 2 if i < cfg.n_layers else 1
+            layers += [spectral_norm(nn.Conv2d(ch, out, 4, stride, 1)), nn.LeakyReLU(0.2, inplace=True)]
+            if i < cfg.attention_layers:
+                layers.append(SelfAttention(out))
+            ch = out
+        layers.append(spectral_norm(nn.Conv2d(ch, 1, 4, 1, 1)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, scan, color):
+        return self.net(torch.cat([scan, color], 1))
+
+    def output_shape(self, h: int, w: int) -> tuple[int, int]:
+        """The patch grid for an h x w input, derived from the layers (k=4, p=1)."""
+        for _ in range(self.cfg.n_layers):
+            h, w = (h + 2 - 4) // 2 + 1, (w + 2 - 4) // 2 + 1
+        for _ in range(2):
+            h, w = h - 1, w - 1
+        return h, w
+
+
+def build(preset: str, norm: str = "imagenet", frozen_encoder: bool = True) -> tuple[Colorizer, Critic]:
+    gcfg, dcfg = PRESETS[preset]
+    return Colorizer(ColorizerConfig(**{**asdict(gcfg), "norm": norm}), frozen_encoder), Critic(dcfg)
