@@ -54,3 +54,36 @@ def to_unit(img: torch.Tensor) -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """float [-1, 1] -> uint8 [0, 255]."""
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def joint_view(scan: torch.Tensor, color: torch.Tensor, size: int, g: torch.Generator, **kw) -> tuple:
+    """The same random crop, flip, rotation and warp for a (1,H,W) scan and its (3,H,W) color: pairs stay aligned."""
+    both = train_view(torch.cat([scan, color]), size, g, **kw)
+    return both[:1], both[1:]
+
+
+def degrade(scan: torch.Tensor, g: torch.Generator, p: float = 0.25) -> torch.Tensor:
+    """Degradations of the input scan only (never the color target): line-width jitter, Gaussian blur, JPEG
+    artefacts, erased patches (paper white). Each with probability p. uint8 (1,H,W) in and out."""
+    import io
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    a = scan[0].numpy().copy()
+    if torch.rand((), generator=g) < p:  # dark lines on white: erode thickens them, dilate thins them
+        op = cv2.erode if torch.rand((), generator=g) < 0.5 else cv2.dilate
+        a = op(a, np.ones((2, 2), np.uint8))
+    if torch.rand((), generator=g) < p:
+        a = cv2.GaussianBlur(a, (0, 0), _uniform(g, 0.3, 1.2))
+    if torch.rand((), generator=g) < p:
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, "JPEG", quality=int(_uniform(g, 30, 90)))
+        a = np.asarray(Image.open(buf)).copy()
+    if torch.rand((), generator=g) < p:
+        h, w = a.shape
+        eh, ew = max(1, int(h * _uniform(g, 0.1, 0.3))), max(1, int(w * _uniform(g, 0.1, 0.3)))
+        y, x = int(torch.randint(0, h - eh + 1, (), generator=g)), int(torch.randint(0, w - ew + 1, (), generator=g))
+        a[y: y + eh, x: x + ew] = 255
+    return torch.from_numpy(a)[None]

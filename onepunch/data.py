@@ -140,12 +140,64 @@ class BatchStream(IterableDataset):
             yield self.batch(step)
 
 
-def loader(spec: StreamSpec, start_step: int, workers: int, pin: bool = False) -> DataLoader:
+@dataclass(frozen=True)
+class PairSpec:
+    shards: tuple[tuple[str, int], ...]
+    scan_ext: str
+    """Member names in the pair shards, e.g. scan.png and color.jpg (from the build-pairs manifest)."""
+    color_ext: str
+    size: int
+    batch_size: int
+    seed: int
+    rank: int
+    augment: bool = True
+    degrade_p: float = 0.25
+    """Probability of each degradation of the input scan (0 disables them)."""
+    min_crop: float = 0.6
+    rotate: float = 10.0
+    perspective_p: float = 0.3
+
+
+class PairStream(BatchStream):
+    """Endless aligned (scan (B,1,S,S), color (B,3,S,S)) batches in [-1, 1], as BatchStream: batch t depends only on
+    (seed, rank, t). Geometry is shared by the pair; degradations touch the scan only."""
+
+    def _pair(self, flat: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = bisect.bisect_right(self.cum, flat)
+        i = flat - (self.cum[s - 1] if s else 0)
+        if s not in self._index:
+            self._index[s] = TarIndex(self.spec.shards[s][0])
+        idx = self._index[s]
+        return decode(idx.read(i, self.spec.scan_ext)[1], "L"), decode(idx.read(i, self.spec.color_ext)[1], "RGB")
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sp = self.spec
+        g = torch.Generator().manual_seed(mix_seed(sp.seed, sp.rank, step))
+        g_degrade = torch.Generator().manual_seed(mix_seed(sp.seed, sp.rank, step, "degrade"))  # own stream: the
+        # degradation settings never change which samples and crops a step gets
+        picks = torch.randint(0, self.cum[-1], (sp.batch_size,), generator=g).tolist()
+        scans, colors = [], []
+        for flat in picks:
+            scan, color = self._pair(flat)
+            if sp.augment:
+                scan, color = augment.joint_view(scan, color, sp.size, g, min_crop=sp.min_crop, rotate=sp.rotate,
+                                                 perspective_p=sp.perspective_p)
+                if sp.degrade_p:
+                    scan = augment.degrade(scan, g_degrade, sp.degrade_p)
+            else:
+                scan, color = augment.center_square(scan, sp.size), augment.center_square(color, sp.size)
+            scans.append(augment.to_unit(scan))
+            colors.append(augment.to_unit(color))
+        return torch.stack(scans), torch.stack(colors)
+
+
+def loader(spec: StreamSpec | PairSpec, start_step: int, workers: int, pin: bool = False) -> DataLoader:
     """A DataLoader over a BatchStream: batches arrive in step order whatever the worker count.
 
     Workers are forked (PyTorch's default here), which inherits the imported modules: starting them costs
     milliseconds instead of a fresh torch import. Call iter() on it before starting threads of your own."""
-    return DataLoader(BatchStream(spec, start_step), batch_size=None, num_workers=workers, pin_memory=pin,
+    stream = PairStream(spec, start_step) if isinstance(spec, PairSpec) else BatchStream(spec, start_step)
+    return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin,
                       persistent_workers=False, prefetch_factor=4 if workers else None)
 
 
