@@ -76,6 +76,27 @@ def build_pairs(
     stage.run(cfg, rank_info(rank, world_size))
 
 
+@app.command("train-color")
+def train_color(
+    pipeline: Pipeline = DEFAULT_PIPELINE,
+    size: Annotated[int | None, typer.Option(help="Final size; stages double from train_color.start_size.")] = None,
+    encoder_weights: Annotated[str | None, typer.Option(help="ResNet50 weights (RF5 danbooru or torchvision).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps per stage (overrides epochs).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Override train_color.preset (tiny or base).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override train_color.batch_size.")] = None,
+    device: Annotated[str | None, typer.Option(help="Override train_color.device (auto, cpu, cuda).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Override train_color.workers (data loader processes).")] = None,
+):
+    """Train the colorizer on the paired shards, progressively (64 -> 128 -> ... -> size)."""
+    from onepunch.stages import train_color as stage
+
+    cfg = config.load(pipeline, {"train_color.size": size, "train_color.encoder_weights": encoder_weights,
+                                 "train_color.steps": steps, "train_color.preset": preset,
+                                 "train_color.batch_size": batch_size, "train_color.device": device,
+                                 "train_color.workers": workers})
+    stage.run(cfg)
+
+
 @app.command()
 def status(pipeline: Pipeline = DEFAULT_PIPELINE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -218,6 +219,98 @@ class BuildPairsConfig:
 
 
 @dataclass(frozen=True)
+class TrainColorConfig:
+    preset: str = "base"
+    """Network sizes: tiny (small encoder; tests and the CPU demo) or base (ResNet50 encoder, the method)."""
+    size: int = 256
+    """Final training size; stages double from start_size up to it (64 -> 128 -> 256)."""
+    start_size: int = 64
+    """Size of the first progressive stage."""
+    batch_size: int = 16
+    """Pairs per step per rank."""
+    epochs: float = 20.0
+    """Epochs (passes over the train pairs) per stage; steps = epochs * pairs / (batch_size * ranks)."""
+    steps: int = 0
+    """If > 0: steps per stage instead of epochs (tests, quick runs)."""
+    lr_g: float = 1e-4
+    """Generator learning rate (two-timescale rule: the discriminator learns 4x faster)."""
+    lr_d: float = 4e-4
+    """Discriminator learning rate."""
+    beta1: float = 0.0
+    """Adam beta1 (SAGAN)."""
+    beta2: float = 0.9
+    """Adam beta2 (SAGAN)."""
+    decay_start: float = 0.5
+    """Fraction of each stage after which learning rates decay linearly to zero."""
+    gan_loss: str = "hinge"
+    """Adversarial loss: hinge (SAGAN) or lsgan."""
+    l1_weight: float = 10.0
+    """Weight of the L1 loss against the color target."""
+    l1_schedule: str = "constant"
+    """constant, or linear: the L1 weight decays to zero over each stage, so the discriminator takes over."""
+    edge_weight: float = 0.0
+    """Weight of an L1 loss between Sobel edge maps of output and target (0: off)."""
+    encoder_weights: str = ""
+    """ResNet50 weights file (RF5 danbooru or torchvision format); empty: random init, trained (not frozen)."""
+    freeze_encoder: bool = True
+    """Freeze a pretrained encoder (BatchNorm in eval mode). Ignored without encoder_weights."""
+    nogan: bool = False
+    """NoGAN schedule per stage: generator on L1 only, then the discriminator alone, then a short GAN phase."""
+    nogan_phases: tuple[float, ...] = (0.6, 0.2)
+    """NoGAN: fractions of a stage for the L1-only and discriminator-only phases (the rest is GAN)."""
+    degrade_p: float = 0.25
+    """Probability of each input-scan degradation (blur, JPEG, erasing, line width)."""
+    min_crop: float = 0.6
+    """Smallest random square crop, as a fraction of the shorter side."""
+    rotate: float = 10.0
+    """Maximum random rotation, degrees."""
+    perspective_p: float = 0.3
+    """Probability of a random perspective warp."""
+    sample_every: int = 250
+    """Steps between sample grids (PNG)."""
+    val_every: int = 1000
+    """Steps between validations (and at the end of each stage)."""
+    val_images: int = 16
+    """Validation pairs."""
+    ckpt_every: int = 500
+    """Steps between checkpoints (and at each stage's end, and on SIGTERM or Ctrl-C)."""
+    keep_ckpts: int = 3
+    """Checkpoints kept per stage."""
+    workers: int = 4
+    """Data loader processes per rank. Does not change the result."""
+    seed: int = 0
+    """Seed of initial weights, data order and augmentations."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu or cuda."""
+    compile: bool = False
+    """torch.compile the networks (CUDA)."""
+
+    def __post_init__(self):
+        _check(self.preset in ("tiny", "base"), f"train_color.preset must be tiny or base, got {self.preset!r}")
+        _check(self.start_size >= 32 and self.start_size % 32 == 0,
+               f"train_color.start_size must be a multiple of 32, got {self.start_size}")
+        ratio = self.size / self.start_size
+        _check(ratio >= 1 and ratio == 2 ** round(math.log2(ratio)),
+               f"train_color.size ({self.size}) must be start_size ({self.start_size}) times a power of 2")
+        _check(self.batch_size >= 1 and (self.epochs > 0 or self.steps > 0), "train_color: batch_size, epochs >= 1")
+        _check(self.gan_loss in ("hinge", "lsgan"), f"train_color.gan_loss must be hinge or lsgan, got {self.gan_loss!r}")
+        _check(self.l1_schedule in ("constant", "linear"),
+               f"train_color.l1_schedule must be constant or linear, got {self.l1_schedule!r}")
+        _check(len(self.nogan_phases) == 2 and sum(self.nogan_phases) < 1, "train_color.nogan_phases: two, sum < 1")
+        _check(self.device in ("auto", "cpu", "cuda"), f"train_color.device must be auto, cpu or cuda, got {self.device!r}")
+        _check(min(self.sample_every, self.val_every, self.ckpt_every, self.keep_ckpts) >= 1,
+               "train_color.*_every and keep_ckpts must be >= 1")
+
+    @property
+    def sizes(self) -> list[int]:
+        out, s = [], self.start_size
+        while s <= self.size:
+            out.append(s)
+            s *= 2
+        return out
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     """Pipeline name: manifests go to <manifests>/<name>/, outputs to <out_dir>."""
@@ -235,6 +328,8 @@ class PipelineConfig:
     """Settings of the train-scan stage (the CycleGAN whose color->scan generator is kept)."""
     build_pairs: BuildPairsConfig = field(default_factory=BuildPairsConfig)
     """Settings of the build-pairs stage."""
+    train_color: TrainColorConfig = field(default_factory=TrainColorConfig)
+    """Settings of the train-color stage (the colorizer)."""
     path: str = ""
     """The TOML file this config came from (set by the loader, not written in the file)."""
 

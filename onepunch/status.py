@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from onepunch.config import PipelineConfig
-from onepunch.stages import build_pairs, shards, train_scan
+from onepunch.stages import build_pairs, shards, train_color, train_scan
 
 # Stage names are the CLI command names, in pipeline order.
 STAGES = ["shards", "train-scan", "build-pairs", "train-color"]
@@ -12,12 +12,10 @@ STAGES = ["shards", "train-scan", "build-pairs", "train-color"]
 def stage_states(cfg: PipelineConfig) -> list[dict]:
     checkers = {"shards": (shards.state, shards.manifest_path),
                 "train-scan": (train_scan.state, train_scan.manifest_path),
-                "build-pairs": (build_pairs.state, build_pairs.manifest_path)}
+                "build-pairs": (build_pairs.state, build_pairs.manifest_path),
+                "train-color": (train_color.state, train_color.manifest_path)}
     out = []
     for name in STAGES:
-        if name in checkers:
-            state_fn, path_fn = checkers[name]
-            out.append({"name": name, "state": state_fn(cfg), "manifest": str(path_fn(cfg))})
-        else:  # stages not built yet in this version have no manifest to compare
-            out.append({"name": name, "state": "missing", "manifest": str(cfg.manifest_dir / f"{name}.json")})
+        state_fn, path_fn = checkers[name]
+        out.append({"name": name, "state": state_fn(cfg), "manifest": str(path_fn(cfg))})
     return out

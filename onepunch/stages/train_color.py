@@ -1,0 +1,390 @@
+"""Stage 4, `train-color`: the colorizer (scan -> color U-Net), trained progressively on the paired shards.
+
+    onepunch train-color --size 64 --pipeline pipelines/demo.toml                    # CPU, tiny preset
+    onepunch train-color --size 256 --pipeline pipelines/danbooru2020.toml          # stages 64 -> 128 -> 256
+    onepunch train-color --size 256 --encoder-weights /models/resnet50-13306192.pth # Danbooru-pretrained encoder
+    torchrun --nproc_per_node 8 -m onepunch train-color --size 256 ...
+
+Each progressive stage (64, 128, ...) starts from the previous stage's final weights and has its own outputs
+(runs/<pipeline>/train-color/<size>/: ckpt/, samples/, log.jsonl, weights.pt) and manifest
+(manifests/<pipeline>/train-color-<size>.json), so a finished stage is skipped on rerun and a larger --size later
+reuses the smaller stages. Losses: hinge (or LSGAN) + L1 (constant or decaying) + optional edge L1; D 4e-4, G 1e-4,
+Adam betas (0, 0.9); linear decay over the second half of each stage. The end product is color.pt: config, all
+weights (encoder included), input normalisation and lineage, loadable with weights_only=True.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from rich.progress import TextColumn
+
+from onepunch import __version__, augment, data, metrics, train
+from onepunch.config import PipelineConfig, digest
+from onepunch.errors import UserError
+from onepunch.manifest import FORMAT, exclusive, file_digest, read_json, write_json
+from onepunch.models import colorizer, encoder_weights
+from onepunch.stages import build_pairs
+from onepunch.stages.train_scan import _collective_flag, gan_d, gan_g
+from onepunch.ui import console, progress
+
+KIND = "onepunch.colorizer"
+CKPT_KIND = "onepunch.train-color.checkpoint"
+NAME = "train-color"
+LOG_EVERY = 10
+GRID_IMAGES = 4
+
+
+def run_dir(cfg: PipelineConfig) -> Path:
+    return Path(cfg.out_dir) / NAME
+
+
+def manifest_path(cfg: PipelineConfig, size: int | None = None) -> Path:
+    return cfg.manifest_dir / (f"{NAME}-{size}.json" if size else f"{NAME}.json")
+
+
+def _inputs(cfg: PipelineConfig) -> dict:
+    st = build_pairs.state(cfg)
+    if st != "done":
+        raise UserError(f"the build-pairs stage is {st}: run `onepunch build-pairs --pipeline {cfg.path}` first")
+    path = build_pairs.manifest_path(cfg)
+    inputs = {"pairs_manifest": str(path), "pairs_manifest_sha256": file_digest(path)}
+    if cfg.train_color.encoder_weights:
+        w = Path(cfg.train_color.encoder_weights)
+        if not w.is_file():
+            raise UserError(f"encoder weights not found: {w}")
+        inputs["encoder_weights_sha256"] = file_digest(w)
+    return inputs
+
+
+def _settings(cfg: PipelineConfig) -> dict:
+    """What a stage's result depends on (not the final size, workers, device or compile)."""
+    tc = cfg.train_color.__dict__.copy()
+    for k in ("size", "workers", "device", "compile", "encoder_weights"):
+        tc.pop(k)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in tc.items()}
+
+
+def stage_hash(cfg: PipelineConfig, inputs: dict, size: int, init_sha256: str | None) -> str:
+    return digest({"settings": _settings(cfg), "inputs": inputs, "size": size, "init": init_sha256})
+
+
+def _stage_done(cfg: PipelineConfig, inputs: dict, size: int, init: str | None) -> dict | None:
+    m = read_json(manifest_path(cfg, size))
+    if m and m.get("config_hash") == stage_hash(cfg, inputs, size, init):
+        w = Path(m["outputs"]["weights"]["path"])
+        if w.is_file() and file_digest(w) == m["outputs"]["weights"]["sha256"]:
+            return m
+    return None
+
+
+def state(cfg: PipelineConfig) -> str:
+    m = read_json(manifest_path(cfg))
+    if m is None:
+        return "missing"
+    try:
+        inputs = _inputs(cfg)
+    except UserError:
+        return "stale"
+    init = None
+    for size in cfg.train_color.sizes:
+        sm = _stage_done(cfg, inputs, size, init)
+        if sm is None:
+            return "stale"
+        init = sm["outputs"]["weights"]["sha256"]
+    out = Path(m["outputs"]["color.pt"]["path"])
+    ok = m.get("final_weights_sha256") == init and out.is_file() and file_digest(out) == m["outputs"]["color.pt"]["sha256"]
+    return "done" if ok else "stale"
+
+
+# ---------------------------------------------------------------------------------------------------------- model
+def build_model(cfg: PipelineConfig, log) -> tuple[colorizer.Colorizer, colorizer.Critic]:
+    tc = cfg.train_color
+    if tc.encoder_weights and tc.preset != "base":
+        raise UserError("encoder_weights need the base preset (a ResNet50 encoder)")
+    torch.manual_seed(tc.seed)
+    frozen = bool(tc.encoder_weights) and tc.freeze_encoder
+    g, d = colorizer.build(tc.preset, frozen_encoder=frozen)
+    if tc.encoder_weights:
+        norm = encoder_weights.load_into(g.encoder, tc.encoder_weights)
+        g, d = _with_norm(g, d, norm, frozen)
+        log.print(f"encoder: {tc.encoder_weights} ({norm} format){', frozen' if frozen else ', trained'}")
+    else:
+        log.print("[yellow]encoder: no --encoder-weights given: randomly initialised and trained with the decoder "
+                  "(a frozen random encoder would be useless)[/]")
+    return g, d
+
+
+def _with_norm(g, d, norm: str, frozen: bool):
+    """Same weights, the normalisation the pretrained encoder expects."""
+    state = g.state_dict()
+    g2 = colorizer.Colorizer(colorizer.ColorizerConfig(**{**g.cfg.__dict__, "norm": norm}), frozen)
+    g2.load_state_dict(state)
+    return g2, d
+
+
+def trainable_state(g: colorizer.Colorizer) -> dict:
+    """Weights a checkpoint needs: all but a frozen encoder (restored from its file)."""
+    return {k: v.detach().cpu() for k, v in train.unwrap(g).state_dict().items()
+            if not (g.frozen and k.startswith("encoder."))}
+
+
+def edge_map(x: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude of the luminance of (B, 3, H, W) images."""
+    grey = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=x.device).view(1, 1, 3, 3)
+    gx, gy = F.conv2d(grey, kx, padding=1), F.conv2d(grey, kx.transpose(2, 3), padding=1)
+    return (gx.pow(2) + gy.pow(2) + 1e-6).sqrt()
+
+
+def phase(step: int, total: int, tc) -> str:
+    """gan, or under NoGAN: g_only (L1), then d_only, then gan."""
+    if not tc.nogan:
+        return "gan"
+    g_end = int(tc.nogan_phases[0] * total)
+    d_end = g_end + int(tc.nogan_phases[1] * total)
+    return "g_only" if step < g_end else "d_only" if step < d_end else "gan"
+
+
+def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, total: int) -> dict:
+    """D step then G step on one batch (pix2pix order); under NoGAN one of them may be skipped."""
+    kind = phase(step, total, tc)
+    l1_w = tc.l1_weight * (train.lr_factor(step, total, 0.0) if tc.l1_schedule == "linear" else 1.0)
+    out = {}
+    with env.autocast():
+        fake = g(scan)                                     # (B, 3, S, S)
+    if kind != "g_only":
+        with env.autocast():
+            loss_d = gan_d(d(scan, color), d(scan, fake.detach()), tc.gan_loss)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        train.sync_grads(d)
+        opt_d.step()
+        out["d"] = loss_d.detach()
+    if kind != "d_only":
+        with env.autocast():
+            l1 = F.l1_loss(fake, color)
+            loss = l1_w * l1
+            if kind == "gan":
+                for p in d.parameters():
+                    p.requires_grad_(False)
+                adv = gan_g(d(scan, fake), tc.gan_loss)
+                for p in d.parameters():
+                    p.requires_grad_(True)
+                loss = loss + adv
+                out["g_adv"] = adv.detach()
+            if tc.edge_weight:
+                edge = F.l1_loss(edge_map(fake.float()), edge_map(color.float()))
+                loss = loss + tc.edge_weight * edge
+                out["g_edge"] = edge.detach()
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        train.sync_grads(g)
+        opt_g.step()
+        out["g_l1"] = l1.detach()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- validation
+@torch.no_grad()
+def validate(g, val: list, mean_color: torch.Tensor, size: int, env: train.Env) -> dict:
+    """Metrics on fixed val pairs (center squares at the stage size), next to the two trivial baselines."""
+    scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val]).to(env.device)
+    colors = torch.stack([augment.to_unit(augment.center_square(c, size)) for _, c in val]).to(env.device)
+    g.eval()
+    with env.autocast():
+        out = g(scans).float()
+    g.train()
+    unit = [(x + 1) / 2 for x in (out, colors, scans.expand(-1, 3, -1, -1))]
+    mean = mean_color.to(env.device).view(1, 3, 1, 1).expand_as(unit[1])
+    return {**metrics.color_report(unit[0], unit[1], "val_"),
+            **metrics.color_report(unit[2], unit[1], "baseline_scan_"),
+            **metrics.color_report(mean, unit[1], "baseline_mean_")}
+
+
+def _mean_color(shards: list, spec_ext: tuple[str, str], n: int = 64) -> torch.Tensor:
+    """Mean RGB in [0, 1] of the first n training colors (the 'mean training color' baseline)."""
+    total, count = torch.zeros(3), 0
+    for path, _ in shards:
+        idx = data.TarIndex(path)
+        for i in range(len(idx.samples)):
+            if count == n:
+                return total / count
+            total += data.decode(idx.read(i, spec_ext[1])[1], "RGB").float().mean((1, 2)) / 255
+            count += 1
+    return total / max(1, count)
+
+
+# ------------------------------------------------------------------------------------------------------------ run
+def run(cfg: PipelineConfig, stop_after: int | None = None) -> dict | None:
+    """Train every progressive stage not yet done, then write color.pt. Raises train.Stopped when stopped early
+    (`stop_after` counts steps within the stage being trained)."""
+    tc = cfg.train_color
+    env = train.setup(tc.device)
+    log = console(env.rank.is_main)
+    inputs = _inputs(cfg)
+    if state(cfg) == "done":
+        log.print(f"[green]train-color up to date[/]: {read_json(manifest_path(cfg))['outputs']['color.pt']['path']}")
+        return read_json(manifest_path(cfg))
+    lock = run_dir(cfg) / (".lock" if env.rank.world == 1 else f".lock-{env.rank.rank}")
+    with exclusive(lock, "onepunch train-color"):
+        try:
+            g, d = build_model(cfg, log)
+            init, stage_manifests = None, []
+            for size in tc.sizes:
+                sm = _stage_done(cfg, inputs, size, init)
+                if sm is None:
+                    sm = _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log)
+                else:
+                    log.print(f"stage {size}px up to date ({manifest_path(cfg, size)})")
+                w = torch.load(sm["outputs"]["weights"]["path"], map_location="cpu", weights_only=True)
+                g.load_state_dict(w["generator"], strict=False)
+                d.load_state_dict(w["critic"])
+                init = sm["outputs"]["weights"]["sha256"]
+                stage_manifests.append(str(manifest_path(cfg, size)))
+            return _finish(cfg, g, inputs, init, stage_manifests, sm["metrics"], env, log) if env.rank.is_main else None
+        finally:
+            train.teardown()
+
+
+def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
+    tc, main = cfg.train_color, env.rank.is_main
+    out = run_dir(cfg) / str(size)
+    h = stage_hash(cfg, inputs, size, init)
+    pairs_m = read_json(inputs["pairs_manifest"])
+    members = (pairs_m["members"]["scan"], pairs_m["members"]["color"])
+    root = Path(pairs_m["root"])
+    train_shards = [(str(root / s["path"]), s["count"]) for s in pairs_m["splits"]["train"]["shards"] if s["count"]]
+    val_split = "val" if pairs_m["splits"]["val"]["count"] else "train"
+    val_shards = [(str(root / s["path"]), s["count"]) for s in pairs_m["splits"][val_split]["shards"] if s["count"]]
+    n_pairs = pairs_m["splits"]["train"]["count"]
+    total = tc.steps or max(1, math.ceil(tc.epochs * n_pairs / (tc.batch_size * env.rank.world)))
+
+    g.to(env.device), d.to(env.device)
+    if env.cuda:
+        g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=tc.lr_g, betas=(tc.beta1, tc.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2))
+    ckpts = train.Checkpoints(out / "ckpt", tc.keep_ckpts)
+    start = 0
+    if (latest := ckpts.latest()) is not None:
+        ck = train.load_checkpoint(latest, CKPT_KIND)
+        if ck["config_hash"] == h and ck["world_size"] == env.rank.world:
+            g.load_state_dict(ck["generator"], strict=False)
+            d.load_state_dict(ck["critic"])
+            opt_g.load_state_dict(ck["opt_g"])
+            opt_d.load_state_dict(ck["opt_d"])
+            start = ck["step"]
+            log.print(f"resuming stage {size}px from {latest} (step {start})")
+        else:
+            log.print(f"[yellow]{latest} was made with another config: stage {size}px starts over[/]")
+            if main:
+                ckpts.clear()
+    train.broadcast_params(g, d)
+
+    spec = data.PairSpec(tuple(data.rank_shards(train_shards, env.rank)), members[0], members[1], size,
+                         tc.batch_size, data.mix_seed(tc.seed, "pairs", size), env.rank.rank, degrade_p=tc.degrade_p,
+                         min_crop=tc.min_crop, rotate=tc.rotate, perspective_p=tc.perspective_p)
+    val = []
+    for path, _ in val_shards:
+        idx = data.TarIndex(path)
+        for i in range(len(idx.samples)):
+            if len(val) < tc.val_images:
+                val.append((data.decode(idx.read(i, members[0])[1], "L"), data.decode(idx.read(i, members[1])[1], "RGB")))
+    mean_color = _mean_color(train_shards, members)
+    grid_scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val[:GRID_IMAGES]])
+    grid_colors = torch.stack([augment.to_unit(augment.center_square(c, size)) for _, c in val[:GRID_IMAGES]])
+    stream = iter(data.loader(spec, start, tc.workers, pin=env.cuda))  # forks workers before any thread starts
+    step_g, step_d = (torch.compile(g), torch.compile(d)) if tc.compile else (g, d)
+    metric_log = train.MetricLog(out / "log.jsonl", start, enabled=main)
+    last_val, t0, seen = {}, time.perf_counter(), 0
+    with train.StopFlag() as stop, progress(log, TextColumn("{task.fields[info]}")) as bar:
+        task = bar.add_task(f"color {size}", total=total, completed=start, unit="step", info="")
+        for step in range(start, total):
+            scan, color = (t.to(env.device, non_blocking=True) for t in next(stream))
+            if env.cuda:
+                scan, color = (t.contiguous(memory_format=torch.channels_last) for t in (scan, color))
+            factor = train.lr_factor(step, total, tc.decay_start)
+            for opt, lr in ((opt_g, tc.lr_g), (opt_d, tc.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * factor
+            losses = train_step(step_g, step_d, opt_g, opt_d, scan, color, tc, env, step, total)
+            done, last = step + 1, step + 1 == total
+            seen += tc.batch_size * env.rank.world
+            if done % LOG_EVERY == 0 or last:
+                values = {k: float(v) for k, v in losses.items()}
+                values.update(lr_g=tc.lr_g * factor, pairs_per_s=seen / (time.perf_counter() - t0))
+                metric_log.log(done, values)
+                bar.update(task, info=" ".join(f"{k} {v:.3f}" for k, v in values.items() if k.startswith(("g_", "d"))))
+            if main and (done % tc.sample_every == 0 or last):
+                g.eval()
+                with torch.no_grad(), env.autocast():
+                    fake = g(grid_scans.to(env.device)).float().cpu()
+                g.train()
+                train.save_grid([grid_scans, fake, grid_colors], out / "samples" / f"step-{done:08d}.png")
+            if main and (done % tc.val_every == 0 or last):
+                last_val = validate(g, val, mean_color, size, env)
+                metric_log.log(done, last_val)
+            bar.update(task, completed=done)
+            stopping = _collective_flag(stop.requested or done == stop_after)
+            if main and (done % tc.ckpt_every == 0 or last or stopping):
+                ckpts.save({"kind": CKPT_KIND, "format": FORMAT, "step": done, "config_hash": h,
+                            "world_size": env.rank.world, "generator": trainable_state(g),
+                            "critic": {k: v.cpu() for k, v in train.unwrap(d).state_dict().items()},
+                            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}, done)
+            if stopping and not last:
+                metric_log.close()
+                raise train.Stopped(f"train-color stopped at step {done}/{total} of stage {size}px, checkpoint "
+                                    "saved; run the same command to resume")
+    metric_log.close()
+    if not train.same_on_all_ranks(g, d):
+        raise RuntimeError("ranks ended with different weights: gradient sync is broken")
+    weights = out / "weights.pt"
+    if main:
+        train.save_atomic({"kind": "onepunch.train-color.stage", "size": size, "generator": trainable_state(g),
+                           "critic": {k: v.cpu() for k, v in train.unwrap(d).state_dict().items()}}, weights)
+        m = {"stage": f"{NAME}-{size}", "format": FORMAT, "pipeline": cfg.name, "size": size, "steps": total,
+             "config": _settings(cfg), "config_hash": h, "inputs": inputs, "init_weights_sha256": init,
+             "world_size": env.rank.world,
+             "outputs": {"weights": {"path": str(weights), "sha256": file_digest(weights)},
+                         "samples": str(out / "samples"), "log": str(out / "log.jsonl")},
+             "metrics": last_val}
+        write_json(manifest_path(cfg, size), m)
+        log.print(f"stage {size}px done: val L1 {last_val['val_l1']:.4f} (scan {last_val['baseline_scan_l1']:.4f}, "
+                  f"mean color {last_val['baseline_mean_l1']:.4f})")
+    if dist.is_initialized():
+        dist.barrier()  # every rank reads the stage manifest rank 0 has just written
+    return read_json(manifest_path(cfg, size))
+
+
+def _finish(cfg, g, inputs, final_sha, stage_manifests, val, env, log) -> dict:
+    path = run_dir(cfg) / "color.pt"
+    gen = train.unwrap(g)
+    train.save_atomic({"kind": KIND, "format": FORMAT, "config": dict(gen.cfg.__dict__),
+                       "state_dict": {k: v.cpu() for k, v in gen.state_dict().items()},
+                       "io": {"input": "scan (B,1,H,W) in [-1,1], H and W multiples of 32",
+                              "output": "RGB (B,3,H,W) in [-1,1]", "multiple": 32},
+                       "lineage": {**inputs, "pipeline": cfg.name, "stages": stage_manifests},
+                       "metrics": val, "train_config": _settings(cfg)}, path)
+    m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "sizes": cfg.train_color.sizes,
+         "config": _settings(cfg), "inputs": inputs, "stages": stage_manifests, "final_weights_sha256": final_sha,
+         "outputs": {"color.pt": {"path": str(path), "sha256": file_digest(path), "bytes": path.stat().st_size}},
+         "metrics": val, "versions": {"onepunch": __version__, "torch": torch.__version__,
+                                      "python": platform.python_version()}}
+    write_json(manifest_path(cfg), m)
+    log.print(f"[green]train-color done[/]: {path}")
+    return m
+
+
+def load_colorizer(path: str | Path) -> tuple[colorizer.Colorizer, dict]:
+    """color.pt -> (colorizer in eval mode, metadata). Safe: weights_only, kind checked."""
+    ck = train.load_checkpoint(path, KIND)
+    g = colorizer.Colorizer(colorizer.ColorizerConfig(**ck["config"]), frozen_encoder=True)
+    g.load_state_dict(ck["state_dict"])
+    return g.eval(), {k: v for k, v in ck.items() if k != "state_dict"}

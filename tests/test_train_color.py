@@ -1,0 +1,134 @@
+"""train-color as a user relies on it: progressive hand-off, stage skipping, exact resume, encoder weights, color.pt."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from onepunch import config, train
+from onepunch.errors import UserError
+from onepunch.models import colorizer
+from onepunch.stages import build_pairs, shards, train_color
+from tests.conftest import demo_tables, run_cli, write_pipeline
+
+TINY = {"preset": "tiny", "size": 64, "start_size": 32, "batch_size": 2, "steps": 4, "sample_every": 2,
+        "val_every": 4, "ckpt_every": 2, "val_images": 2, "workers": 0}
+
+
+@pytest.fixture
+def pipeline(tmp_path, sample_dir):
+    """factory(work, **train_color overrides) -> config with shards and (XDoG) pairs built."""
+    def make(work="w", **overrides):
+        root = tmp_path / work
+        root.mkdir(exist_ok=True)
+        tables = demo_tables(root, sample_dir)
+        tables["build_pairs"] = {"method": "xdog", "workers": 0}
+        tables["train_color"] = {**TINY, **overrides}
+        cfg = config.load(write_pipeline(root / "p.toml", tables))
+        if shards.state(cfg) != "done":
+            shards.run(cfg)
+        if build_pairs.state(cfg) != "done":
+            build_pairs.run(cfg)
+        return cfg
+    return make
+
+
+def weights(path) -> dict:
+    return torch.load(path, weights_only=True)["generator"]
+
+
+def test_progressive_stages_hand_off_and_export_color_pt(pipeline):
+    cfg = pipeline()
+    m = train_color.run(cfg)
+    assert [Path(p).name for p in m["stages"]] == ["train-color-32.json", "train-color-64.json"]
+    s32, s64 = (json.loads(Path(p).read_text()) for p in m["stages"])
+    assert s64["init_weights_sha256"] == s32["outputs"]["weights"]["sha256"]  # 64 starts from 32's end
+    assert {"val_l1", "val_psnr", "val_lab_ssim", "baseline_scan_l1", "baseline_mean_l1"} <= set(s64["metrics"])
+    ck = torch.load(m["outputs"]["color.pt"]["path"], weights_only=True)
+    assert ck["kind"] == train_color.KIND and any(k.startswith("encoder.") for k in ck["state_dict"])
+    g, _ = train_color.load_colorizer(m["outputs"]["color.pt"]["path"])
+    assert g(torch.zeros(1, 1, 64, 96)).shape == (1, 3, 64, 96)
+    assert sorted(p.name for p in (train_color.run_dir(cfg) / "64" / "samples").glob("*.png")) == [
+        "step-00000002.png", "step-00000004.png"]
+    assert train_color.state(cfg) == "done"
+    before = Path(m["outputs"]["color.pt"]["path"]).stat().st_mtime_ns
+    assert train_color.run(cfg) == m and Path(m["outputs"]["color.pt"]["path"]).stat().st_mtime_ns == before
+
+
+def test_a_larger_size_reuses_finished_stages(pipeline, capsys):
+    cfg = pipeline(size=32)
+    train_color.run(cfg)
+    w32 = train_color.run_dir(cfg) / "32" / "weights.pt"
+    mtime = w32.stat().st_mtime_ns
+    bigger = pipeline(size=64)
+    assert train_color.state(bigger) == "stale"
+    train_color.run(bigger)
+    assert "stage 32px up to date" in capsys.readouterr().err and w32.stat().st_mtime_ns == mtime
+
+
+def test_resume_inside_a_stage_equals_continuous(pipeline):
+    straight = pipeline("straight")
+    train_color.run(straight)
+    cfg = pipeline("resumed")
+    with pytest.raises(train.Stopped):
+        train_color.run(cfg, stop_after=3)  # stage 32 stops at its step 3 of 4
+    assert not train_color.manifest_path(cfg, 32).exists()
+    train_color.run(cfg)  # resumes stage 32, finishes it, hands off to stage 64
+    a = weights(train_color.run_dir(straight) / "64" / "weights.pt")
+    b = weights(train_color.run_dir(cfg) / "64" / "weights.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_encoder_weights_file_is_loaded_and_frozen(pipeline, tmp_path):
+    torch.manual_seed(1)
+    resnet = torchvision.models.resnet50(weights=None)
+    torch.save(resnet.state_dict(), tmp_path / "tv.pth")
+    cfg = pipeline(preset="base", size=32, steps=1, ckpt_every=1, encoder_weights=str(tmp_path / "tv.pth"))
+    m = train_color.run(cfg)
+    g, _ = train_color.load_colorizer(m["outputs"]["color.pt"]["path"])
+    assert g.cfg.norm == "imagenet" and torch.equal(g.encoder.layer2[0].conv1.weight, resnet.layer2[0].conv1.weight)
+    ck = train.Checkpoints(train_color.run_dir(cfg) / "32" / "ckpt", 3).latest()
+    assert not any(k.startswith("encoder.") for k in torch.load(ck, weights_only=True)["generator"])  # not repeated
+
+
+def test_user_errors(pipeline, tmp_path):
+    cfg = pipeline()
+    r = run_cli("train-color", "--pipeline", cfg.path, "--encoder-weights", str(tmp_path / "none.pth"))
+    assert r.returncode == 2 and "encoder weights not found" in r.stderr, r.stderr
+    r = run_cli("train-color", "--pipeline", cfg.path, "--size", "48")
+    assert r.returncode == 2 and "power of 2" in r.stderr, r.stderr
+    (tmp_path / "x.pth").write_bytes(b"junk")
+    with pytest.raises(UserError, match="base preset"):
+        train_color.run(pipeline("e", encoder_weights=str(tmp_path / "x.pth")))
+
+
+def test_color_pt_is_self_contained(pipeline, tmp_path):
+    cfg = pipeline(size=32)
+    m = train_color.run(cfg)
+    g, meta = train_color.load_colorizer(m["outputs"]["color.pt"]["path"])
+    fresh = colorizer.Colorizer(colorizer.ColorizerConfig(**meta["config"]))
+    assert set(fresh.state_dict()) == set(g.state_dict())
+
+
+def test_two_ranks_with_gloo(pipeline):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    cfg = pipeline(size=32, steps=2)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "onepunch",
+                        "train-color", "--pipeline", cfg.path], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(train_color.manifest_path(cfg, 32).read_text())["world_size"] == 2
+    assert train_color.state(cfg) == "done"
+
+
+def test_colorizer_beats_the_trivial_baselines(pipeline):
+    """The issue's bar: on held-out pairs, validation L1 and PSNR beat the scan itself and the mean training color."""
+    cfg = pipeline(size=64, start_size=64, batch_size=8, steps=500, val_every=500, sample_every=500,
+                   ckpt_every=500, val_images=12)
+    v = train_color.run(cfg)["metrics"]
+    assert v["val_l1"] < min(v["baseline_scan_l1"], v["baseline_mean_l1"]), v
+    assert v["val_psnr"] > max(v["baseline_scan_psnr"], v["baseline_mean_psnr"]), v
