@@ -111,12 +111,16 @@ class BatchStream(IterableDataset):
         self.cum = list(itertools.accumulate(c for _, c in spec.shards))
         self._index: dict[int, TarIndex] = {}
 
-    def _sample(self, flat: int) -> torch.Tensor:
+    def _locate(self, flat: int) -> tuple[TarIndex, int]:
+        """Sample number `flat` over all shards -> (its shard's index, position in the shard)."""
         s = bisect.bisect_right(self.cum, flat)
-        i = flat - (self.cum[s - 1] if s else 0)
         if s not in self._index:
             self._index[s] = TarIndex(self.spec.shards[s][0])
-        return decode(self._index[s].read(i, self.spec.ext)[1], self.spec.mode)
+        return self._index[s], flat - (self.cum[s - 1] if s else 0)
+
+    def _sample(self, flat: int) -> torch.Tensor:
+        idx, i = self._locate(flat)
+        return decode(idx.read(i, self.spec.ext)[1], self.spec.mode)
 
     def batch(self, step: int) -> torch.Tensor:
         sp = self.spec
@@ -163,11 +167,7 @@ class PairStream(BatchStream):
     (seed, rank, t). Geometry is shared by the pair; degradations touch the scan only."""
 
     def _pair(self, flat: int) -> tuple[torch.Tensor, torch.Tensor]:
-        s = bisect.bisect_right(self.cum, flat)
-        i = flat - (self.cum[s - 1] if s else 0)
-        if s not in self._index:
-            self._index[s] = TarIndex(self.spec.shards[s][0])
-        idx = self._index[s]
+        idx, i = self._locate(flat)
         return decode(idx.read(i, self.spec.scan_ext)[1], "L"), decode(idx.read(i, self.spec.color_ext)[1], "RGB")
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:

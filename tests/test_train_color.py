@@ -132,3 +132,13 @@ def test_colorizer_beats_the_trivial_baselines(pipeline):
     v = train_color.run(cfg)["metrics"]
     assert v["val_l1"] < min(v["baseline_scan_l1"], v["baseline_mean_l1"]), v
     assert v["val_psnr"] > max(v["baseline_scan_psnr"], v["baseline_mean_psnr"]), v
+
+
+def test_nogan_schedule_and_linear_l1(pipeline):
+    tc = config.TrainColorConfig(nogan=True, nogan_phases=(0.5, 0.25))
+    assert [train_color.phase(s, 8, tc) for s in range(8)] == ["g_only"] * 4 + ["d_only"] * 2 + ["gan"] * 2
+    cfg = pipeline(size=32, steps=8, nogan=True, nogan_phases=[0.5, 0.25], l1_schedule="linear", edge_weight=1.0)
+    train_color.run(cfg)
+    log = [json.loads(line) for line in (train_color.run_dir(cfg) / "32" / "log.jsonl").read_text().splitlines()]
+    losses = [entry for entry in log if "lr_g" in entry]
+    assert losses and {"g_l1", "g_adv", "g_edge", "d"} <= set(losses[-1])  # the last phase is the full GAN
