@@ -55,9 +55,17 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes, for lineage (a manifest's digest is the digest of the file)."""
-    return sha256_file(path)
+def judge(manifest: str | Path, inputs_fn, is_current) -> str:
+    """A stage's state for `onepunch status`: missing (no manifest), stale (inputs unavailable, or
+    is_current(manifest, inputs) is false) or done."""
+    m = read_json(manifest)
+    if m is None:
+        return "missing"
+    try:
+        inputs = inputs_fn()
+    except UserError:
+        return "stale"
+    return "done" if is_current(m, inputs) else "stale"
 
 
 @contextmanager

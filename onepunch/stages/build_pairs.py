@@ -29,7 +29,7 @@ from onepunch import __version__, data, imageio, train
 from onepunch.config import PipelineConfig, digest
 from onepunch.dist import Rank, rank_info
 from onepunch.errors import UserError
-from onepunch.manifest import FORMAT, exclusive, file_digest, read_json, write_json
+from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
 from onepunch.scanners import GeneratorScanner, XDoGScanner
 from onepunch.shardwork import ShardOut, is_done, stats_path, wait_for
 from onepunch.stages import shards as shards_stage
@@ -57,14 +57,14 @@ def _inputs(cfg: PipelineConfig) -> dict:
     if st != "done":
         raise UserError(f"the shards stage is {st}: run `onepunch shards --pipeline {cfg.path}` first")
     path = shards_stage.manifest_path(cfg)
-    inputs = {"shards_manifest": str(path), "shards_manifest_sha256": file_digest(path),
+    inputs = {"shards_manifest": str(path), "shards_manifest_sha256": sha256_file(path),
               "method": cfg.build_pairs.method}
     if cfg.build_pairs.method == "ckpt":
         ck = ckpt_path(cfg)
         if not ck.is_file():
             hint = "" if cfg.build_pairs.ckpt else " (run `onepunch train-scan` first, or pass --ckpt)"
             raise UserError(f"scan checkpoint not found: {ck}{hint}")
-        inputs.update(ckpt=str(ck), ckpt_sha256=file_digest(ck))
+        inputs.update(ckpt=str(ck), ckpt_sha256=sha256_file(ck))
     return inputs
 
 
@@ -96,16 +96,10 @@ def config_hash(cfg: PipelineConfig, inputs: dict) -> str:
 
 
 def state(cfg: PipelineConfig) -> str:
-    m = read_json(manifest_path(cfg))
-    if m is None:
-        return "missing"
-    try:
-        inputs = _inputs(cfg)
-    except UserError:
-        return "stale"
-    if m.get("config_hash") != config_hash(cfg, inputs):
-        return "stale"
-    return "done" if all(is_done(t["output"], t["digest"]) for t in m["tasks"]) else "stale"
+    def current(m: dict, inputs: dict) -> bool:
+        return (m.get("config_hash") == config_hash(cfg, inputs)
+                and all(is_done(t["output"], t["digest"]) for t in m["tasks"]))
+    return judge(manifest_path(cfg), lambda: _inputs(cfg), current)
 
 
 # ------------------------------------------------------------------------------------------------------ reading

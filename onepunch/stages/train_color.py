@@ -28,7 +28,7 @@ from rich.progress import TextColumn
 from onepunch import __version__, augment, data, metrics, train
 from onepunch.config import PipelineConfig, digest
 from onepunch.errors import UserError
-from onepunch.manifest import FORMAT, exclusive, file_digest, read_json, write_json
+from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
 from onepunch.models import colorizer, encoder_weights
 from onepunch.stages import build_pairs
 from onepunch.stages.train_scan import _collective_flag, gan_d, gan_g
@@ -54,12 +54,12 @@ def _inputs(cfg: PipelineConfig) -> dict:
     if st != "done":
         raise UserError(f"the build-pairs stage is {st}: run `onepunch build-pairs --pipeline {cfg.path}` first")
     path = build_pairs.manifest_path(cfg)
-    inputs = {"pairs_manifest": str(path), "pairs_manifest_sha256": file_digest(path)}
+    inputs = {"pairs_manifest": str(path), "pairs_manifest_sha256": sha256_file(path)}
     if cfg.train_color.encoder_weights:
         w = Path(cfg.train_color.encoder_weights)
         if not w.is_file():
             raise UserError(f"encoder weights not found: {w}")
-        inputs["encoder_weights_sha256"] = file_digest(w)
+        inputs["encoder_weights_sha256"] = sha256_file(w)
     return inputs
 
 
@@ -79,28 +79,23 @@ def _stage_done(cfg: PipelineConfig, inputs: dict, size: int, init: str | None) 
     m = read_json(manifest_path(cfg, size))
     if m and m.get("config_hash") == stage_hash(cfg, inputs, size, init):
         w = Path(m["outputs"]["weights"]["path"])
-        if w.is_file() and file_digest(w) == m["outputs"]["weights"]["sha256"]:
+        if w.is_file() and sha256_file(w) == m["outputs"]["weights"]["sha256"]:
             return m
     return None
 
 
 def state(cfg: PipelineConfig) -> str:
-    m = read_json(manifest_path(cfg))
-    if m is None:
-        return "missing"
-    try:
-        inputs = _inputs(cfg)
-    except UserError:
-        return "stale"
-    init = None
-    for size in cfg.train_color.sizes:
-        sm = _stage_done(cfg, inputs, size, init)
-        if sm is None:
-            return "stale"
-        init = sm["outputs"]["weights"]["sha256"]
-    out = Path(m["outputs"]["color.pt"]["path"])
-    ok = m.get("final_weights_sha256") == init and out.is_file() and file_digest(out) == m["outputs"]["color.pt"]["sha256"]
-    return "done" if ok else "stale"
+    def current(m: dict, inputs: dict) -> bool:
+        init = None
+        for size in cfg.train_color.sizes:
+            sm = _stage_done(cfg, inputs, size, init)
+            if sm is None:
+                return False
+            init = sm["outputs"]["weights"]["sha256"]
+        out = m["outputs"]["color.pt"]
+        return (m.get("final_weights_sha256") == init and Path(out["path"]).is_file()
+                and sha256_file(out["path"]) == out["sha256"])
+    return judge(manifest_path(cfg), lambda: _inputs(cfg), current)
 
 
 # ---------------------------------------------------------------------------------------------------------- model
@@ -127,6 +122,14 @@ def _with_norm(g, d, norm: str, frozen: bool):
     g2 = colorizer.Colorizer(colorizer.ColorizerConfig(**{**g.cfg.__dict__, "norm": norm}), frozen)
     g2.load_state_dict(state)
     return g2, d
+
+
+def load_trainable(g: colorizer.Colorizer, state_dict: dict) -> None:
+    """Load weights saved by trainable_state: only a frozen encoder may be absent, nothing else."""
+    missing, unexpected = g.load_state_dict(state_dict, strict=False)
+    missing = [k for k in missing if not (g.frozen and k.startswith("encoder."))]
+    if missing or unexpected:
+        raise RuntimeError(f"generator weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
 def trainable_state(g: colorizer.Colorizer) -> dict:
@@ -244,7 +247,7 @@ def run(cfg: PipelineConfig, stop_after: int | None = None) -> dict | None:
                 else:
                     log.print(f"stage {size}px up to date ({manifest_path(cfg, size)})")
                 w = torch.load(sm["outputs"]["weights"]["path"], map_location="cpu", weights_only=True)
-                g.load_state_dict(w["generator"], strict=False)
+                load_trainable(g, w["generator"])
                 d.load_state_dict(w["critic"])
                 init = sm["outputs"]["weights"]["sha256"]
                 stage_manifests.append(str(manifest_path(cfg, size)))
@@ -276,7 +279,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
     if (latest := ckpts.latest()) is not None:
         ck = train.load_checkpoint(latest, CKPT_KIND)
         if ck["config_hash"] == h and ck["world_size"] == env.rank.world:
-            g.load_state_dict(ck["generator"], strict=False)
+            load_trainable(g, ck["generator"])
             d.load_state_dict(ck["critic"])
             opt_g.load_state_dict(ck["opt_g"])
             opt_d.load_state_dict(ck["opt_d"])
@@ -352,7 +355,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
         m = {"stage": f"{NAME}-{size}", "format": FORMAT, "pipeline": cfg.name, "size": size, "steps": total,
              "config": _settings(cfg), "config_hash": h, "inputs": inputs, "init_weights_sha256": init,
              "world_size": env.rank.world,
-             "outputs": {"weights": {"path": str(weights), "sha256": file_digest(weights)},
+             "outputs": {"weights": {"path": str(weights), "sha256": sha256_file(weights)},
                          "samples": str(out / "samples"), "log": str(out / "log.jsonl")},
              "metrics": last_val}
         write_json(manifest_path(cfg, size), m)
@@ -374,7 +377,7 @@ def _finish(cfg, g, inputs, final_sha, stage_manifests, val, env, log) -> dict:
                        "metrics": val, "train_config": _settings(cfg)}, path)
     m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "sizes": cfg.train_color.sizes,
          "config": _settings(cfg), "inputs": inputs, "stages": stage_manifests, "final_weights_sha256": final_sha,
-         "outputs": {"color.pt": {"path": str(path), "sha256": file_digest(path), "bytes": path.stat().st_size}},
+         "outputs": {"color.pt": {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}},
          "metrics": val, "versions": {"onepunch": __version__, "torch": torch.__version__,
                                       "python": platform.python_version()}}
     write_json(manifest_path(cfg), m)

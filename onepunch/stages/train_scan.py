@@ -27,7 +27,7 @@ from rich.progress import TextColumn
 from onepunch import __version__, augment, data, imageio, metrics, train
 from onepunch.config import PipelineConfig, digest
 from onepunch.errors import UserError
-from onepunch.manifest import FORMAT, exclusive, file_digest, read_json, write_json
+from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
 from onepunch.models import cyclegan
 from onepunch.stages import shards as shards_stage
 from onepunch.ui import console, progress
@@ -52,7 +52,7 @@ def _inputs(cfg: PipelineConfig) -> dict:
     st = shards_stage.state(cfg)
     if st != "done":
         raise UserError(f"the shards stage is {st}: run `onepunch shards --pipeline {cfg.path}` first")
-    return {"shards_manifest": str(path), "shards_manifest_sha256": file_digest(path)}
+    return {"shards_manifest": str(path), "shards_manifest_sha256": sha256_file(path)}
 
 
 def config_hash(cfg: PipelineConfig, inputs: dict) -> str:
@@ -64,17 +64,11 @@ def config_hash(cfg: PipelineConfig, inputs: dict) -> str:
 
 
 def state(cfg: PipelineConfig) -> str:
-    m = read_json(manifest_path(cfg))
-    if m is None:
-        return "missing"
-    try:
-        inputs = _inputs(cfg)
-    except UserError:
-        return "stale"
-    out = m["outputs"]["scan.pt"]
-    ok = (m.get("config_hash") == config_hash(cfg, inputs) and Path(out["path"]).is_file()
-          and file_digest(out["path"]) == out["sha256"])
-    return "done" if ok else "stale"
+    def current(m: dict, inputs: dict) -> bool:
+        out = m["outputs"]["scan.pt"]
+        return (m.get("config_hash") == config_hash(cfg, inputs) and Path(out["path"]).is_file()
+                and sha256_file(out["path"]) == out["sha256"])
+    return judge(manifest_path(cfg), lambda: _inputs(cfg), current)
 
 
 # ------------------------------------------------------------------------------------------------------ losses
@@ -342,7 +336,7 @@ def _finish(cfg, c2s, inputs: dict, h: str, val: dict, env: train.Env, log) -> d
     m = {
         "stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": cfg.section("train_scan"), "config_hash": h,
         "inputs": inputs, "world_size": env.rank.world, "device": env.device.type,
-        "outputs": {"scan.pt": {"path": str(path), "sha256": file_digest(path), "bytes": path.stat().st_size},
+        "outputs": {"scan.pt": {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size},
                     "samples": str(out / "samples"), "log": str(out / "log.jsonl")},
         "metrics": val, "versions": {"onepunch": __version__, "torch": torch.__version__,
                                      "python": platform.python_version()},
