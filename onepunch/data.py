@@ -157,6 +157,8 @@ class PairSpec:
     augment: bool = True
     degrade_p: float = 0.25
     """Probability of each degradation of the input scan (0 disables them)."""
+    lines_p: float = 0.0
+    """Probability that the input scan is cut down to its lines (augment.lines_only)."""
     min_crop: float = 0.6
     rotate: float = 10.0
     perspective_p: float = 0.3
@@ -184,6 +186,8 @@ class PairStream(BatchStream):
                                                  perspective_p=sp.perspective_p)
                 if sp.degrade_p:
                     scan = augment.degrade(scan, g_degrade, sp.degrade_p)
+                if sp.lines_p and torch.rand((), generator=g_degrade) < sp.lines_p:
+                    scan = augment.lines_only(scan, g_degrade)
             else:
                 scan, color = augment.center_square(scan, sp.size), augment.center_square(color, sp.size)
             scans.append(augment.to_unit(scan))

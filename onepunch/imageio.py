@@ -24,6 +24,8 @@ REASONS = (
     "unsupported_mode", "too_small", "aspect", "duplicate_md5", "duplicate_id", "read_error",
 )
 
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N")
+
 
 class Reject(Exception):
     """A sample that cannot go into a shard; `reason` is one of REASONS."""
@@ -98,7 +100,10 @@ def resize_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 def to_mode(img: Image.Image, mode: str) -> Image.Image:
-    """Convert any Pillow mode to RGB or L without clipping 16-bit data or exposing colours under transparency."""
+    """Convert any Pillow mode to RGB or L ("auto": L for grey modes) without clipping 16-bit data or exposing
+    colours under transparency."""
+    if mode == "auto":
+        mode = "L" if img.mode in GREY_MODES else "RGB"
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         a = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0

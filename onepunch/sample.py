@@ -4,7 +4,9 @@
 
 Writes `danbooru2020/original/BBBB/ID.EXT` (BBBB = id % 1000), `danbooru2020/metadata/2020/20200000000000NN` (JSON
 lines, Danbooru conventions: string scalars, tags as {id, name, category}) and, outside the Danbooru tree,
-`truth/ID.png`: the true line art of every colored image, for evaluating generated scans later.
+`truth/ID.png`: the true line art of every colored image, for evaluating generated scans later; and `pages/`, a few
+manga-style pages to colorize (multi-panel line art as grey PNG, RGB JPEG and WebP, a two-page `chapter.cbz`, and
+one page already in color, which colorize leaves alone).
 
 Images look like illustrations, not noise: closed shapes and strokes with black outlines of varying width. Colored
 images get flat fills plus cel shading and highlights (what an artist adds while coloring); scans are different
@@ -30,7 +32,7 @@ from PIL import Image, ImageDraw
 
 from onepunch.manifest import atomic_write, read_json, write_json
 
-VERSION = 1
+VERSION = 2
 GENERAL_TAGS = ["1girl", "1boy", "solo", "smile", "long_hair", "short_hair", "blue_eyes", "hat", "hat_ribbon",
                 "looking_at_viewer", "flower", "cat", "sky", "dress", "multiple_girls"]
 TAG_IDS = {}  # name -> stable fake tag id
@@ -319,5 +321,38 @@ def generate(out: str | Path, scans: int = 160, colors: int = 160, seed: int = 0
         atomic_write(meta / f"20200000000000{k:02d}", "".join(json.dumps(r) + "\n" for r in part).encode())
     # An earlier year's snapshot, which readers must ignore.
     atomic_write(root / "metadata" / "2019" / "2019000000000000", (json.dumps(records[0]) + "\n").encode())
+    write_pages(out / "pages", np.random.default_rng([seed, 1]))
     write_json(out / "sample.json", params)
     return root
+
+
+def draw_page(rng: np.random.Generator, w: int = 1000, h: int = 1400, colored: bool = False) -> np.ndarray:
+    """A manga-style page: white margins, a grid of framed panels, line art (or a colored drawing) in each."""
+    page = np.full((h, w, 3) if colored else (h, w), 255, np.uint8)
+    m, gap = max(4, min(w, h) // 25), max(4, min(w, h) // 60)
+    rows = [(m, h // 2 - gap // 2), (h // 2 + gap // 2, h - m)]
+    for y0, y1 in rows:
+        split = int(rng.integers(w // 3, 2 * w // 3))
+        for x0, x1 in ((m, split - gap // 2), (split + gap // 2, w - m)):
+            color, line = draw_color(rng, x1 - x0, y1 - y0)
+            page[y0:y1, x0:x1] = color if colored else line
+            cv2.rectangle(page, (x0, y0), (x1 - 1, y1 - 1), (0, 0, 0) if colored else 0, 4)
+    return page
+
+
+def write_pages(out: Path, rng: np.random.Generator) -> None:
+    grey = [draw_page(rng) for _ in range(5)]
+    atomic_write(out / "page-01.png", _encode(grey[0], "png"))
+    atomic_write(out / "page-02.jpg", _encode(np.repeat(grey[1][..., None], 3, 2), "jpg"))
+    buf = io.BytesIO()
+    Image.fromarray(grey[2]).save(buf, "WEBP", quality=90)
+    atomic_write(out / "page-03.webp", buf.getvalue())
+    atomic_write(out / "cover.png", _encode(draw_page(rng, colored=True), "png"))
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i, page in enumerate(grey[3:], 1):
+            z.writestr(zipfile.ZipInfo(f"{i:02d}.png", (1980, 1, 1, 0, 0, 0)), _encode(page, "png"))
+        z.writestr(zipfile.ZipInfo("ComicInfo.xml", (1980, 1, 1, 0, 0, 0)),
+                   "<ComicInfo><Title>onepunch sample chapter</Title></ComicInfo>")
+    atomic_write(out / "chapter.cbz", buf.getvalue())

@@ -293,7 +293,8 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
 
     spec = data.PairSpec(tuple(data.rank_shards(train_shards, env.rank)), members[0], members[1], size,
                          tc.batch_size, data.mix_seed(tc.seed, "pairs", size), env.rank.rank, degrade_p=tc.degrade_p,
-                         min_crop=tc.min_crop, rotate=tc.rotate, perspective_p=tc.perspective_p)
+                         min_crop=tc.min_crop, rotate=tc.rotate, perspective_p=tc.perspective_p,
+                         lines_p=tc.lines_p)
     val = []
     for path, _ in val_shards:
         idx = data.TarIndex(path)
@@ -368,13 +369,9 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
 
 def _finish(cfg, g, inputs, final_sha, stage_manifests, val, env, log) -> dict:
     path = run_dir(cfg) / "color.pt"
-    gen = train.unwrap(g)
-    train.save_atomic({"kind": KIND, "format": FORMAT, "config": dict(gen.cfg.__dict__),
-                       "state_dict": {k: v.cpu() for k, v in gen.state_dict().items()},
-                       "io": {"input": "scan (B,1,H,W) in [-1,1], H and W multiples of 32",
-                              "output": "RGB (B,3,H,W) in [-1,1]", "multiple": 32},
-                       "lineage": {**inputs, "pipeline": cfg.name, "stages": stage_manifests},
-                       "metrics": val, "train_config": _settings(cfg)}, path)
+    save_colorizer(train.unwrap(g), path, working_size=cfg.shards.max_side,
+                   lineage={**inputs, "pipeline": cfg.name, "stages": stage_manifests},
+                   metrics=val, train_config=_settings(cfg))
     m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "sizes": cfg.train_color.sizes,
          "config": _settings(cfg), "inputs": inputs, "stages": stage_manifests, "final_weights_sha256": final_sha,
          "outputs": {"color.pt": {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}},
@@ -383,6 +380,17 @@ def _finish(cfg, g, inputs, final_sha, stage_manifests, val, env, log) -> dict:
     write_json(manifest_path(cfg), m)
     log.print(f"[green]train-color done[/]: {path}")
     return m
+
+
+def save_colorizer(g: colorizer.Colorizer, path: Path, working_size: int, **meta) -> None:
+    """color.pt: everything `load_colorizer` (and `onepunch colorize`) needs, loadable with weights_only=True.
+    working_size: the longer side of the images it was trained on (the shards' max_side), the scale at which
+    colorize runs it by default."""
+    train.save_atomic({"kind": KIND, "format": FORMAT, "config": dict(g.cfg.__dict__),
+                       "state_dict": {k: v.cpu() for k, v in g.state_dict().items()},
+                       "io": {"input": "scan (B,1,H,W) in [-1,1], H and W multiples of 32",
+                              "output": "RGB (B,3,H,W) in [-1,1]", "multiple": 32, "working_size": working_size},
+                       **meta}, path)
 
 
 def load_colorizer(path: str | Path) -> tuple[colorizer.Colorizer, dict]:

@@ -1,0 +1,232 @@
+"""The colorizer as a library: `from onepunch import Colorizer`.
+
+    c = Colorizer("color.pt")                      # GPU if there is one, else CPU
+    page = c.colorize(Image.open("page.png"))      # a PIL image of the input's size
+    pages = c.colorize_many(images)                # batched; None where a page is already in color
+
+A page of any size and mode is colorized at a working resolution (its longer side is `working_size`, rounded up to
+what the net needs, never upscaled), and the result is brought back to the page's full resolution in CIE Lab, in one
+of two ways (`transfer`):
+- detail (default): L = L_net + (L_page - L_page_at_working_size), upsampled: the net decides the luminance of flat
+  regions (line art has none to give: a fill is white paper in the scan), the page contributes every detail finer than
+  the working resolution, so lines and lettering are as sharp as the input.
+- luminance: L = L_page exactly, only the chroma comes from the net: for toned manga pages whose greys are already
+  the final values.
+Either way the chroma (a, b) is scaled by min(1, L_out / L_net), so thin black lines, which the low-resolution output
+blurs into grey, stay black instead of taking the color of their surroundings.
+
+With `tile`, the working image is cut into tile x tile squares overlapping by `overlap` pixels and blended with
+linear ramps, for pages colorized at a working resolution larger than memory or the training scale allows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from contextlib import nullcontext
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from onepunch import imageio
+from onepunch.errors import UserError
+
+DEFAULT_WORKING_SIZE = 512
+COLORFUL = 12.0  # Hasler-Suesstrunk colorfulness above which a page counts as already colored ("slightly" is 15)
+
+# L* (0-100) of an 8-bit grey level: the page's luminance in Lab, by lookup instead of a full conversion.
+_L_OF_GREY = cv2.cvtColor(np.repeat(np.arange(256, dtype=np.float32)[None, :, None] / 255, 3, 2),
+                          cv2.COLOR_RGB2Lab)[0, :, 0]
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda requested, but no CUDA device is available (use auto or cpu)")
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"device must be auto, cpu or cuda, not {device!r}")
+    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                        "cpu" if device == "auto" else device)
+
+
+def normalise(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> L (grey modes) or RGB: 16-bit scaled, transparency composited on white (imageio.to_mode)."""
+    return img if img.mode in ("L", "RGB") else imageio.to_mode(img, "auto")
+
+
+def colorfulness(img: Image.Image) -> float:
+    """Hasler-Suesstrunk colorfulness of a page (0 for grey; on a <= 256 px copy: the statistic is global)."""
+    if img.mode != "RGB":
+        return 0.0
+    small = np.asarray(img if max(img.size) <= 256 else imageio.resize_max(img, 256), np.float32)
+    rg = small[..., 0] - small[..., 1]
+    yb = 0.5 * (small[..., 0] + small[..., 1]) - small[..., 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def luma(img: Image.Image) -> np.ndarray:
+    """uint8 (H, W) luminance (ITU-R 601, as Pillow's convert("L"), the scans the net was trained on)."""
+    return np.asarray(img if img.mode == "L" else img.convert("L"))
+
+
+def _upsample(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR) if a.shape[:2] != (h, w) else a
+
+
+def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray) -> np.ndarray:
+    """The net's color (uint8 h x w x 3, from the working-size luminance `work`, h x w) at the size of the page
+    `grey` (uint8 H x W), with the page's own fine detail: L = L_net + (L_page - L_work), both upsampled, so flat
+    regions keep the luminance the net chose and lines and text keep the page's sharpness. Chroma is scaled down where
+    the result is darker than the net's (lines the net blurred)."""
+    h, w = grey.shape
+    lab = cv2.cvtColor(_upsample(color, h, w).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    page_l = _L_OF_GREY[grey]
+    detail = page_l - _upsample(_L_OF_GREY[work], h, w)
+    # Never lighter than the page: its ink (lines, lettering, solid blacks, tones) is kept, as a multiply layer.
+    light = np.minimum(np.clip(lab[..., 0] + detail, 0, 100), page_l)
+    lab[..., 1:] *= np.minimum(1.0, light / np.maximum(lab[..., 0], 1.0))[..., None]
+    lab[..., 0] = light
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def transfer_color(grey: np.ndarray, color: np.ndarray) -> np.ndarray:
+    """The chroma of `color` (uint8 h x w x 3, any size) on the luminance of `grey` (uint8 H x W) -> uint8 H x W x 3."""
+    h, w = grey.shape
+    up = cv2.resize(color, (w, h), interpolation=cv2.INTER_LINEAR) if color.shape[:2] != (h, w) else color
+    lab = cv2.cvtColor(up.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    page_l = _L_OF_GREY[grey]
+    keep = np.minimum(1.0, page_l / np.maximum(lab[..., 0], 1.0))[..., None]
+    lab[..., 1:] *= keep
+    lab[..., 0] = page_l
+    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _ramp(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:
+    """1-D blending weights of a tile: linear ramps over the overlap on sides that have a neighbour."""
+    w = np.ones(n, np.float32)
+    r = np.linspace(1 / (overlap + 1), 1 - 1 / (overlap + 1), overlap, dtype=np.float32) if overlap else None
+    if r is not None and not first:
+        w[:overlap] = r
+    if r is not None and not last:
+        w[n - overlap:] = r[::-1]
+    return w
+
+
+def _starts(n: int, tile: int, overlap: int) -> list[int]:
+    if n <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, n - tile, step)) + [n - tile]
+    return sorted(set(starts))
+
+
+class Colorizer:
+    """A trained colorizer (color.pt) ready for pages. Thread-compatible, not thread-safe."""
+
+    def __init__(self, ckpt: str | Path, device: str = "auto", working_size: int = 0, tile: int = 0,
+                 overlap: int = 64, batch_size: int = 4, threshold: float = COLORFUL, transfer: str = "detail"):
+        from onepunch.stages.train_color import load_colorizer
+
+        self.device = pick_device(device)
+        self.net, self.meta = load_colorizer(ckpt)
+        self.net = self.net.to(self.device)
+        self.multiple = int(self.meta.get("io", {}).get("multiple", 32))
+        size = working_size or int(self.meta.get("io", {}).get("working_size", DEFAULT_WORKING_SIZE))
+        self.working_size = self._round(size)
+        if tile and (tile < self.multiple or tile % self.multiple):
+            raise UserError(f"tile must be a positive multiple of {self.multiple}, not {tile}")
+        if tile and not 0 <= overlap < tile // 2:
+            raise UserError(f"overlap must be between 0 and tile / 2 ({tile // 2}), not {overlap}")
+        if transfer not in ("detail", "luminance"):
+            raise UserError(f"transfer must be detail or luminance, not {transfer!r}")
+        self.tile, self.overlap, self.batch_size, self.threshold = tile, overlap, max(1, batch_size), threshold
+        self.transfer = transfer
+
+    def _round(self, n: int) -> int:
+        return max(self.multiple, -(-n // self.multiple) * self.multiple)
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
+
+    def is_colored(self, img: Image.Image) -> bool:
+        return colorfulness(img) > self.threshold
+
+    # ------------------------------------------------------------------------------------------------ net calls
+    @torch.inference_mode()
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 (B, h, w) scans, h and w multiples of 32 -> uint8 (B, h, w, 3) colors."""
+        x = torch.from_numpy(batch).to(self.device)[:, None].float().div_(127.5).sub_(1)
+        with self._autocast():
+            y = self.net(x).float()
+        return ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def _work(self, grey: np.ndarray) -> np.ndarray:
+        """The page's luminance at the working resolution (longer side <= working_size, never upscaled)."""
+        h, w = grey.shape
+        scale = min(1.0, self.working_size / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            grey = np.asarray(imageio.resize_to(Image.fromarray(grey), size))
+        return grey
+
+    def _pad(self, grey: np.ndarray, h: int, w: int) -> np.ndarray:
+        """White paper to (h, w) on the right and bottom."""
+        return cv2.copyMakeBorder(grey, 0, h - grey.shape[0], 0, w - grey.shape[1], cv2.BORDER_CONSTANT, value=255)
+
+    def _colorize_tiled(self, work: np.ndarray) -> np.ndarray:
+        h, w = work.shape
+        t, o = self.tile, self.overlap
+        ph, pw = max(h, t), max(w, t)  # small sides are padded up to one tile
+        padded = self._pad(work, self._round(ph), self._round(pw))
+        ph, pw = padded.shape
+        boxes = [(y, x) for y in _starts(ph, t, o) for x in _starts(pw, t, o)]
+        acc = np.zeros((ph, pw, 3), np.float32)
+        weight = np.zeros((ph, pw, 1), np.float32)
+        ys, xs = sorted({y for y, _ in boxes}), sorted({x for _, x in boxes})
+        for i in range(0, len(boxes), self.batch_size):
+            part = boxes[i: i + self.batch_size]
+            out = self._run(np.stack([padded[y: y + t, x: x + t] for y, x in part]))
+            for (y, x), tile_rgb in zip(part, out):
+                wy = _ramp(t, o, y == ys[0], y == ys[-1])
+                wx = _ramp(t, o, x == xs[0], x == xs[-1])
+                wt = (wy[:, None] * wx[None, :])[..., None]
+                acc[y: y + t, x: x + t] += tile_rgb * wt
+                weight[y: y + t, x: x + t] += wt
+        return np.clip(acc / weight + 0.5, 0, 255).astype(np.uint8)[:h, :w]
+
+    def color_at_working_size(self, works: list[np.ndarray]) -> list[np.ndarray]:
+        """uint8 (h, w) working-size luminances -> uint8 (h, w, 3) net outputs (batched by shape)."""
+        out: list[np.ndarray | None] = [None] * len(works)
+        if self.tile:
+            return [self._colorize_tiled(wk) for wk in works]
+        groups = defaultdict(list)
+        for i, wk in enumerate(works):
+            groups[(self._round(wk.shape[0]), self._round(wk.shape[1]))].append(i)
+        for (h, w), idx in groups.items():
+            for s in range(0, len(idx), self.batch_size):
+                part = idx[s: s + self.batch_size]
+                res = self._run(np.stack([self._pad(works[i], h, w) for i in part]))
+                for j, i in enumerate(part):
+                    out[i] = res[j, : works[i].shape[0], : works[i].shape[1]]
+        return out  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------------------------------------------- pages
+    def colorize_many(self, images: list[Image.Image], force: bool = False) -> list[Image.Image | None]:
+        """Colorize pages of any PIL mode and size. Returns RGB images of the inputs' sizes; None for a page already in color, unless `force`."""
+        images = [normalise(img) for img in images]
+        todo = [i for i, img in enumerate(images) if force or not self.is_colored(img)]
+        greys = [luma(images[i]) for i in todo]
+        works = [self._work(g) for g in greys]
+        colors = self.color_at_working_size(works)
+        out: list[Image.Image | None] = [None] * len(images)
+        for i, grey, work, color in zip(todo, greys, works, colors):
+            rgb = transfer_detail(grey, work, color) if self.transfer == "detail" else transfer_color(grey, color)
+            out[i] = Image.fromarray(rgb, "RGB")
+        return out
+
+    def colorize(self, image: Image.Image, force: bool = True) -> Image.Image:
+        """One page. By default it is colorized even if it is already in color (from its luminance)."""
+        out = self.colorize_many([image], force=force)[0]
+        return image.convert("RGB") if out is None else out

@@ -1,0 +1,150 @@
+"""`onepunch colorize` and `onepunch to-scan` over files, folders and chapters; and the pipeline's last step, which
+colorizes the pages listed in [colorize] inputs (the demo's sample pages).
+
+    onepunch colorize page.png chapter/ vol1.cbz --ckpt color.pt --out colored/
+    onepunch to-scan illustration.jpg --ckpt scan.pt --out scans/
+
+The record of what was written (settings, per input its sha256 and its output's) is <out>/.onepunch-colorize.json
+(.onepunch-to-scan.json), or the pipeline manifest manifests/<pipeline>/colorize.json for the pipeline step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from onepunch import pages, train
+from onepunch.config import ColorizeConfig, PipelineConfig
+from onepunch.errors import UserError
+from onepunch.manifest import read_json, sha256_file
+from onepunch.ui import console
+
+NAME = "colorize"
+
+
+def _settings(cc: ColorizeConfig, ckpt: Path) -> dict:
+    """What the output bytes depend on (not batch size, device or the input list). working_size 0 means the
+    checkpoint's own, which its sha256 pins."""
+    return {"ckpt_sha256": sha256_file(ckpt), "working_size": cc.working_size, "transfer": cc.transfer, "tile": cc.tile,
+            "overlap": cc.overlap if cc.tile else 0, "threshold": cc.threshold, "force": cc.force,
+            "format": cc.format, "quality": cc.quality}
+
+
+def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, record: Path | None = None,
+             log=None) -> pages.Summary:
+    """Colorize every page of `inputs` into `out`; returns the summary (failures included, never raised)."""
+    from onepunch.colorize import Colorizer
+
+    log = log or console()
+    jobs = pages.discover(inputs, out, cc.format)
+    c = Colorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
+                  batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer)
+    log.print(f"colorize: {len(jobs)} input(s) with {ckpt} on {c.device}, working size {c.working_size}"
+              + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
+    summary = pages.run(jobs, lambda imgs: c.colorize_many(imgs, force=cc.force), fmt=cc.format,
+                        quality=cc.quality, batch_size=cc.batch_size,
+                        record=record or out / ".onepunch-colorize.json",
+                        settings=_settings(cc, ckpt), log=log, what="colorize")
+    report(summary, out, log, "colored")
+    return summary
+
+
+def report(s: pages.Summary, out: Path, log, verb: str) -> None:
+    rate = s.done / s.seconds if s.seconds else 0.0
+    parts = [f"{s.done} page(s) {verb} ({rate:.2f} pages/s)"]
+    if s.kept:
+        parts.append(f"{s.kept} already in color, left alone (--force colorizes them; in chapters they are kept "
+                     "as they are)")
+    if s.up_to_date:
+        parts.append(f"{s.up_to_date} input(s) up to date")
+    if s.failed:
+        parts.append(f"[red]{len(s.failed)} failed[/]")
+    log.print(f"[green]done[/]: {'; '.join(parts)} -> {out}")
+    for page, reason in s.failed:
+        log.print(f"  [red]failed[/] {page}: {reason}")
+
+
+def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: str, device: str,
+            batch_size: int, max_side: int, log=None) -> pages.Summary:
+    """Color -> scan with scan.pt's generator (or XDoG) at full resolution, or with the longer side cut to max_side."""
+    from onepunch.scanners import GeneratorScanner, XDoGScanner
+    from onepunch.dist import rank_info
+
+    log = log or console()
+    jobs = pages.discover(inputs, out, fmt)
+    if method == "ckpt":
+        if ckpt is None:
+            raise UserError("to-scan needs --ckpt scan.pt (or --method xdog)")
+        from onepunch.colorize import pick_device
+        env = train.Env(pick_device(device), rank_info())
+        scanner, settings = GeneratorScanner(str(ckpt), env, batch_size), {"ckpt_sha256": sha256_file(ckpt)}
+    elif method == "xdog":
+        scanner, settings = XDoGScanner(), {"xdog": True}
+    else:
+        raise UserError(f"--method must be ckpt or xdog, not {method!r}")
+
+    def process(imgs: list[Image.Image]) -> list[Image.Image]:
+        from onepunch import imageio
+        rgb = [imageio.to_mode(im, "RGB") for im in imgs]
+        rgb = [imageio.resize_max(im, max_side) if max_side and max(im.size) > max_side else im for im in rgb]
+        tensors = [torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in rgb]
+        return [Image.fromarray(s, "L") for s in scanner(tensors)]
+
+    summary = pages.run(jobs, process, fmt=fmt, quality=95, batch_size=batch_size,
+                        record=out / ".onepunch-to-scan.json",
+                        settings={**settings, "max_side": max_side, "format": fmt}, log=log, what="to-scan")
+    report(summary, out, log, "converted")
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------- the pipeline step
+def manifest_path(cfg: PipelineConfig) -> Path:
+    return cfg.manifest_dir / f"{NAME}.json"
+
+
+def out_dir(cfg: PipelineConfig) -> Path:
+    return Path(cfg.colorize.out or Path(cfg.out_dir) / "colorized")
+
+
+def ckpt_path(cfg: PipelineConfig) -> Path:
+    from onepunch.stages import train_color
+    return train_color.run_dir(cfg) / "color.pt"
+
+
+def state(cfg: PipelineConfig) -> str:
+    """done / stale / missing, like the other stages; "skipped" when [colorize] lists no inputs."""
+    if not cfg.colorize.inputs:
+        return "skipped"
+    m = read_json(manifest_path(cfg))
+    if not m:
+        return "missing"
+    ckpt = ckpt_path(cfg)
+    if not ckpt.is_file() or m.get("settings") != _settings(cfg.colorize, ckpt):
+        return "stale"
+    try:
+        jobs = pages.discover([Path(p) for p in cfg.colorize.inputs], out_dir(cfg), cfg.colorize.format)
+    except UserError:
+        return "stale"
+    outputs = m.get("outputs", {})
+    for j in jobs:
+        e = outputs.get(str(j.source))
+        if not e or e["input_sha256"] != sha256_file(j.source):
+            return "stale"
+        if not e.get("kept") and not (j.out.is_file() and sha256_file(j.out) == e["output_sha256"]):
+            return "stale"
+    return "done"
+
+
+def run(cfg: PipelineConfig) -> pages.Summary | None:
+    log = console()
+    if not cfg.colorize.inputs:
+        log.print("colorize: no [colorize] inputs in the pipeline, nothing to do")
+        return None
+    ckpt = ckpt_path(cfg)
+    if not ckpt.is_file():
+        raise UserError(f"{ckpt} not found: run `onepunch train-color --pipeline {cfg.path}` first")
+    return colorize([Path(p) for p in cfg.colorize.inputs], out_dir(cfg), ckpt, cfg.colorize,
+                    record=manifest_path(cfg), log=log)

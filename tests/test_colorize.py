@@ -1,0 +1,240 @@
+"""colorize and to-scan as users run them: every input kind, chapters, failures, skips, no overwriting, reruns."""
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from onepunch import Colorizer, metrics, pages
+from onepunch.colorize import _ramp, _starts, colorfulness, luma, transfer_color, transfer_detail
+from onepunch.config import ColorizeConfig
+from onepunch.models import colorizer
+from onepunch.sample import draw_color, draw_page
+from onepunch.stages import colorize as stage
+from onepunch.stages.train_color import save_colorizer
+from tests.conftest import run_cli
+from tests.test_build_pairs import scan_pt
+
+
+@pytest.fixture(scope="module")
+def color_pt(tmp_path_factory) -> Path:
+    """A tiny colorizer with random weights: enough to test the plumbing around it."""
+    torch.manual_seed(0)
+    g, _ = colorizer.build("tiny", frozen_encoder=False)
+    path = tmp_path_factory.mktemp("ckpt") / "color.pt"
+    save_colorizer(g.eval(), path, working_size=128)
+    return path
+
+
+def line_page(seed: int = 0, w: int = 300, h: int = 420) -> np.ndarray:
+    return draw_page(np.random.default_rng(seed), w, h)
+
+
+def png(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+def write_inputs(folder: Path) -> dict[str, Image.Image]:
+    """One page per input kind, odd sizes included; returns what each decodes to."""
+    folder.mkdir(parents=True)
+    (folder / "sub").mkdir()
+    a = line_page(1)
+    kinds = {
+        "grey.png": Image.fromarray(a),
+        "rgb.jpg": Image.fromarray(np.repeat(line_page(2, 203, 77)[..., None], 3, 2)),
+        "sub/alpha.png": Image.fromarray(np.dstack([np.repeat(a[..., None], 3, 2), np.where(a < 128, 255, 0)])
+                                         .astype(np.uint8), "RGBA"),
+        "palette.png": Image.fromarray(a).convert("P"),
+        "deep.png": Image.fromarray(a.astype(np.uint16) * 257),
+        "page.webp": Image.fromarray(line_page(3, 161, 333)),
+    }
+    for name, img in kinds.items():
+        if name.endswith(".jpg"):
+            img.save(folder / name, "JPEG", quality=95)
+        elif name.endswith(".webp"):
+            img.save(folder / name, "WEBP", lossless=True)
+        else:
+            img.save(folder / name)
+    return kinds
+
+
+def cc(**kw) -> ColorizeConfig:
+    return ColorizeConfig(device="cpu", **kw)
+
+
+def test_every_input_kind_keeps_its_size_and_its_lines(tmp_path, color_pt):
+    kinds = write_inputs(tmp_path / "in")
+    s = stage.colorize([tmp_path / "in"], tmp_path / "out", color_pt, cc())
+    assert (s.done, s.kept, s.failed) == (len(kinds), 0, [])
+    for name, img in kinds.items():
+        out = Image.open(tmp_path / "out" / "in" / Path(name).with_suffix(".png"))
+        assert out.mode == "RGB" and out.size == img.size, name
+        grey = np.asarray(Image.open(tmp_path / "in" / name).convert("L")) if name != "sub/alpha.png" else None
+        if grey is not None and name != "deep.png":
+            lines = grey < 40
+            assert luma(out)[lines].mean() < 60, f"{name}: lines must stay dark"
+    # The transparent page: its hidden pixels are composited on white, not exposed.
+    alpha = np.asarray(Image.open(tmp_path / "out" / "in" / "sub" / "alpha.png").convert("L"))
+    assert alpha.mean() > 100
+
+
+def test_a_corrupt_page_is_reported_and_the_rest_continue(tmp_path, color_pt):
+    d = tmp_path / "chapter"
+    d.mkdir()
+    for i in (1, 2, 3):
+        Image.fromarray(line_page(i, 96, 128)).save(d / f"p{i}.png")
+    (d / "p2.png").write_bytes((d / "p2.png").read_bytes()[:200])  # truncated
+    (d / "p4.jpg").write_text("not an image")
+    (d / "notes.txt").write_text("ignored: not an image extension")
+    r = run_cli("colorize", str(d), "--ckpt", str(color_pt), "--out", str(tmp_path / "out"), "--device", "cpu",
+                env={"COLUMNS": "200"})
+    assert r.returncode == 1, r.stderr
+    text = r.stdout + r.stderr
+    assert "p2.png" in text and "p4.jpg" in text and "2 failed" in text
+    assert "Traceback" not in text
+    assert sorted(p.name for p in (tmp_path / "out" / "chapter").iterdir()) == ["p1.png", "p3.png"]
+
+
+def make_cbz(path: Path) -> dict[str, tuple[int, int]]:
+    sizes = {}
+    with zipfile.ZipFile(path, "w") as z:
+        for name, seed in (("vol/10.png", 1), ("vol/2.jpg", 2), ("vol/1.png", 3)):
+            img = Image.fromarray(line_page(seed, 100 + seed * 10, 150))
+            buf = io.BytesIO()
+            img.save(buf, "JPEG" if name.endswith("jpg") else "PNG")
+            z.writestr(name, buf.getvalue())
+            sizes[name] = img.size
+        z.writestr("vol/5.png", b"\x89PNG broken")
+        z.writestr("ComicInfo.xml", "<ComicInfo/>")
+    return sizes
+
+
+def test_cbz_round_trip_keeps_page_order_names_and_members(tmp_path, color_pt):
+    sizes = make_cbz(tmp_path / "vol1.zip")
+    s = stage.colorize([tmp_path / "vol1.zip"], tmp_path / "out", color_pt, cc(format="jpg"))
+    assert s.done == 3 and len(s.failed) == 1 and "vol/5.png" in s.failed[0][0]
+    with zipfile.ZipFile(tmp_path / "out" / "vol1.cbz") as z:
+        assert z.namelist() == ["ComicInfo.xml", "vol/1.jpg", "vol/2.jpg", "vol/5.png", "vol/10.jpg"]
+        assert z.read("vol/5.png") == b"\x89PNG broken"  # a failed page is kept as it was, in its place
+        assert z.read("ComicInfo.xml") == b"<ComicInfo/>"
+        for name, size in sizes.items():
+            out = Image.open(io.BytesIO(z.read(str(Path(name).with_suffix(".jpg")))))
+            assert out.size == size and out.format == "JPEG"
+
+
+def test_colored_pages_are_left_alone_unless_forced(tmp_path, color_pt):
+    rng = np.random.default_rng(0)
+    Image.fromarray(draw_color(rng, 160, 120)[0]).save(tmp_path / "cover.png")
+    Image.fromarray(line_page(1, 120, 160)).convert("RGB").save(tmp_path / "lines.png")
+    assert colorfulness(Image.open(tmp_path / "cover.png")) > 12 > colorfulness(Image.open(tmp_path / "lines.png"))
+    inputs = [tmp_path / "cover.png", tmp_path / "lines.png"]
+    s = stage.colorize(inputs, tmp_path / "out", color_pt, cc())
+    assert (s.done, s.kept) == (1, 1) and not (tmp_path / "out" / "cover.png").exists()
+    s = stage.colorize(inputs, tmp_path / "forced", color_pt, cc(force=True))
+    assert (s.done, s.kept) == (2, 0) and (tmp_path / "forced" / "cover.png").exists()
+
+
+def test_inputs_are_never_overwritten(tmp_path, color_pt):
+    Image.fromarray(line_page(1, 64, 64)).save(tmp_path / "page.png")
+    before = (tmp_path / "page.png").read_bytes()
+    r = run_cli("colorize", str(tmp_path / "page.png"), "--ckpt", str(color_pt), "--out", str(tmp_path))
+    assert r.returncode == 2 and "would overwrite an input" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "page.png").read_bytes() == before
+    (tmp_path / "b").mkdir()
+    Image.fromarray(line_page(2, 64, 64)).save(tmp_path / "b" / "page.jpg")
+    with pytest.raises(Exception, match="would both write"):
+        pages.discover([tmp_path / "page.png", tmp_path / "b" / "page.jpg"], tmp_path / "out", "png")
+    for args, message in (([str(tmp_path / "nope.png")], "input not found"),
+                          ([str(tmp_path / "page.png"), "--format", "gif"], "png, jpg or webp"),
+                          ([str(tmp_path / "page.png"), "--tile", "100"], "tile must be")):
+        r = run_cli("colorize", *args, "--ckpt", str(color_pt), "--out", str(tmp_path / "o"))
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+
+
+def test_rerun_does_nothing_and_outputs_are_reproducible(tmp_path, color_pt):
+    write_inputs(tmp_path / "in")
+    make_cbz(tmp_path / "in" / "vol.cbz")
+    out = tmp_path / "out"
+    stage.colorize([tmp_path / "in"], out, color_pt, cc())
+    first = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    record = json.loads((out / ".onepunch-colorize.json").read_text())
+    assert len(record["outputs"]) == 6  # the chapter with a failed page is not recorded: it is retried
+    s = stage.colorize([tmp_path / "in"], out, color_pt, cc())
+    assert s.up_to_date == 6 and s.done == 3  # only the chapter again
+    (out / ".onepunch-colorize.json").unlink()
+    for p in first:
+        p.unlink()
+    stage.colorize([tmp_path / "in"], out, color_pt, cc(batch_size=1))
+    assert {p: p.read_bytes() for p in first} == first  # byte-identical, whatever the batch size
+
+
+def test_api_pages_of_any_size(color_pt):
+    c = Colorizer(color_pt, device="cpu")
+    assert c.working_size == 128
+    for size in ((37, 1000), (640, 480), (128, 128)):
+        out = c.colorize(Image.fromarray(np.full(size[::-1], 255, np.uint8)))
+        assert out.size == size and out.mode == "RGB"
+
+
+def test_tiles_blend_to_the_whole(color_pt):
+    """With a pointwise net, tiled inference must equal whole-page inference: the tiles cover every pixel with
+    positive weight, and the blend is normalised by the weights' sum."""
+    c = Colorizer(color_pt, device="cpu", working_size=512, tile=96, overlap=32, batch_size=3)
+    c._run = lambda batch: np.repeat(batch[..., None], 3, 3)  # identity "net": grey in, grey out
+    work = np.random.default_rng(0).integers(0, 256, (300, 451), dtype=np.uint8)
+    tiled = c._colorize_tiled(work)
+    assert tiled.shape == (300, 451, 3) and np.abs(tiled[..., 0].astype(int) - work).max() <= 1
+    for n, t, o in ((300, 96, 32), (96, 96, 32), (1000, 128, 16)):
+        starts = _starts(n, t, o)
+        assert starts[0] == 0 and starts[-1] == n - t if n > t else starts == [0]
+        total = np.zeros(n)
+        for i, s in enumerate(starts):
+            total[s: s + t] += _ramp(t, o, i == 0, i == len(starts) - 1)
+        assert total.min() > 0
+
+
+def test_transfers_keep_the_page_luminance_and_black_lines():
+    rng = np.random.default_rng(0)
+    grey = line_page(4, 400, 560)
+    toned = (grey * 0.6 + 30).astype(np.uint8)  # a toned page: room for chroma at every luminance
+    color = rng.integers(60, 200, (70, 50, 3), dtype=np.uint8)
+    out = transfer_color(toned, color)
+    assert out.shape == (560, 400, 3)
+    lightness = metrics.rgb_to_lab(torch.tensor(out).permute(2, 0, 1)[None] / 255)[0, 0].numpy()
+    page = metrics.rgb_to_lab(torch.tensor(toned)[None, None].expand(1, 3, -1, -1) / 255)[0, 0].numpy()
+    assert np.abs(lightness - page).mean() < 1.0  # the page's L*, in color
+    assert colorfulness(Image.fromarray(out)) > 10
+    lines = grey < 40
+    assert luma(Image.fromarray(transfer_color(grey, color)))[lines].mean() < 45
+    small = np.asarray(Image.fromarray(grey).resize((50, 70), Image.Resampling.BILINEAR))
+    flat = np.full((70, 50, 3), (200, 60, 60), np.uint8)
+    detail = transfer_detail(grey, small, flat)
+    assert luma(Image.fromarray(detail))[lines].mean() < 60  # the page's lines come back at full size
+    paper = grey > 240
+    assert np.abs(detail[paper].astype(int) - (200, 60, 60)).mean() < 25  # flat regions keep the net's color
+    same = transfer_detail(small, small, flat)  # at the working size: the net's output, under the page's ink
+    assert np.abs(same[small > 240].astype(int) - (200, 60, 60)).max() <= 2
+    dark = small < 150
+    assert dark.any() and (luma(Image.fromarray(same))[dark] <= small[dark].astype(int) + 8).all()  # never lighter
+
+
+def test_to_scan_with_the_generator_and_with_xdog(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(draw_color(rng, 150, 110)[0]).save(tmp_path / "color.png")
+    ckpt = scan_pt(tmp_path / "scan.pt")
+    r = run_cli("to-scan", str(tmp_path / "color.png"), "--ckpt", str(ckpt), "--out", str(tmp_path / "s"),
+                "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    out = Image.open(tmp_path / "s" / "color.png")
+    assert out.mode == "L" and out.size == (150, 110)
+    s = stage.to_scan([tmp_path / "color.png"], tmp_path / "x", None, "xdog", "png", "cpu", 2, 64)
+    assert s.done == 1 and Image.open(tmp_path / "x" / "color.png").size == (64, 47)
+    r = run_cli("to-scan", str(tmp_path / "color.png"), "--out", str(tmp_path / "s2"))
+    assert r.returncode == 2 and "--ckpt" in r.stderr
