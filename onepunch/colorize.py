@@ -188,7 +188,7 @@ class Colorizer:
         for i in range(0, len(boxes), self.batch_size):
             part = boxes[i: i + self.batch_size]
             out = self._run(np.stack([padded[y: y + t, x: x + t] for y, x in part]))
-            for (y, x), tile_rgb in zip(part, out):
+            for (y, x), tile_rgb in zip(part, out, strict=True):
                 wy = _ramp(t, o, y == ys[0], y == ys[-1])
                 wx = _ramp(t, o, x == xs[0], x == xs[-1])
                 wt = (wy[:, None] * wx[None, :])[..., None]
@@ -221,7 +221,7 @@ class Colorizer:
         works = [self._work(g) for g in greys]
         colors = self.color_at_working_size(works)
         out: list[Image.Image | None] = [None] * len(images)
-        for i, grey, work, color in zip(todo, greys, works, colors):
+        for i, grey, work, color in zip(todo, greys, works, colors, strict=True):
             rgb = transfer_detail(grey, work, color) if self.transfer == "detail" else transfer_color(grey, color)
             out[i] = Image.fromarray(rgb, "RGB")
         return out

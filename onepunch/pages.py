@@ -27,8 +27,8 @@ from pathlib import Path
 from PIL import Image
 
 from onepunch import imageio
-from onepunch.errors import UserError
 from onepunch.config import digest
+from onepunch.errors import UserError
 from onepunch.manifest import read_json, sha256_file, write_json
 from onepunch.ui import progress
 
@@ -163,7 +163,7 @@ class _Writer:
 
 def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image | None]], *, fmt: str,
         quality: int, batch_size: int, record: Path, settings: dict, log, what: str = "pages",
-        threads: int = 4) -> Summary:
+        threads: int = min(4, os.cpu_count() or 1)) -> Summary:
     """Feed every page through `process` in batches and write the outputs. `settings` (JSON-able) are what the
     outputs depend on besides the inputs: a change redoes everything."""
     t0 = time.perf_counter()

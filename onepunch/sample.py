@@ -5,8 +5,8 @@
 Writes `danbooru2020/original/BBBB/ID.EXT` (BBBB = id % 1000), `danbooru2020/metadata/2020/20200000000000NN` (JSON
 lines, Danbooru conventions: string scalars, tags as {id, name, category}) and, outside the Danbooru tree,
 `truth/ID.png`: the true line art of every colored image, for evaluating generated scans later; and `pages/`, a few
-manga-style pages to colorize (multi-panel line art as grey PNG, RGB JPEG and WebP, a two-page `chapter.cbz`, and
-one page already in color, which colorize leaves alone).
+manga-style pages to colorize (panels of toned scans as grey PNG, RGB JPEG and WebP; a two-page `chapter.cbz` whose
+second page is pure line art; and one page already in color, which colorize leaves alone).
 
 Images look like illustrations, not noise: closed shapes and strokes with black outlines of varying width. Colored
 images get flat fills plus cel shading and highlights (what an artist adds while coloring); scans are different
@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 
 from onepunch.manifest import atomic_write, read_json, write_json
 
-VERSION = 2
+VERSION = 4
 GENERAL_TAGS = ["1girl", "1boy", "solo", "smile", "long_hair", "short_hair", "blue_eyes", "hat", "hat_ribbon",
                 "looking_at_viewer", "flower", "cat", "sky", "dress", "multiple_girls"]
 TAG_IDS = {}  # name -> stable fake tag id
@@ -53,8 +53,13 @@ def tag_id(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------- drawing
+# Base fill color of each shape kind (ellipse, polygon, rounded box), jittered per shape: as in real illustrations,
+# color follows what is drawn (skin, hair, sky), so a colorizer has something to learn from the line art alone.
+PALETTE = np.array([[235.0, 170.0, 120.0], [200.0, 50.0, 70.0], [60.0, 110.0, 200.0]])
+
+
 def _shape_masks(rng: np.random.Generator, w: int, h: int, n: int):
-    """n random closed shapes as (fill mask, outline mask) pairs, drawn back to front."""
+    """n random closed shapes as (fill mask, outline mask, kind) triples, drawn back to front."""
     out = []
     for _ in range(n):
         lw = int(rng.integers(1, 5))
@@ -79,7 +84,7 @@ def _shape_masks(rng: np.random.Generator, w: int, h: int, n: int):
             box = [cx - r, cy - r * 0.7, cx + r, cy + r * 0.7]
             df.rounded_rectangle(box, radius=r * 0.3, fill=255)
             dl.rounded_rectangle(box, radius=r * 0.3, outline=255, width=lw)
-        out.append((np.asarray(fill) > 0, np.asarray(line) > 0))
+        out.append((np.asarray(fill) > 0, np.asarray(line) > 0, int(kind)))
     return out
 
 
@@ -103,7 +108,7 @@ def _strokes(rng: np.random.Generator, w: int, h: int, n: int) -> np.ndarray:
 def _ink(shapes, strokes: np.ndarray) -> np.ndarray:
     """Outline mask with occlusion: a later shape hides the lines of earlier ones under it."""
     ink = np.zeros_like(strokes)
-    for fill, line in shapes:
+    for fill, line, _ in shapes:
         ink &= ~fill
         ink |= line
     return ink | strokes
@@ -122,8 +127,8 @@ def draw_color(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, np
     img = np.ones((h, w, 3), np.float32) * bg
     light = rng.uniform(-1, 1, 2)
     light = light / (np.linalg.norm(light) + 1e-6)
-    for fill, _ in shapes:
-        color = rng.uniform(30, 250, 3)
+    for fill, _, kind in shapes:
+        color = np.clip(PALETTE[kind] + rng.uniform(-25, 25, 3), 0, 255)
         img[fill] = color
         # Cel shading: the part of the shape not covered by itself shifted towards the light is in shadow.
         shift = (int(light[1] * 0.12 * min(w, h)), int(light[0] * 0.12 * min(w, h)))
@@ -150,7 +155,7 @@ def draw_scan(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, lis
     img = np.full((h, w), 250.0, np.float32)
     yy, xx = np.mgrid[:h, :w]
     tags = set()
-    for fill, _ in shapes:
+    for fill, _, _ in shapes:
         style = rng.integers(4)
         if style == 1:  # screentone: a dot grid
             p = int(rng.integers(4, 8))
@@ -326,22 +331,27 @@ def generate(out: str | Path, scans: int = 160, colors: int = 160, seed: int = 0
     return root
 
 
-def draw_page(rng: np.random.Generator, w: int = 1000, h: int = 1400, colored: bool = False) -> np.ndarray:
-    """A manga-style page: white margins, a grid of framed panels, line art (or a colored drawing) in each."""
+def draw_page(rng: np.random.Generator, w: int = 1000, h: int = 1400, colored: bool = False,
+              lineart: bool = False) -> np.ndarray:
+    """A manga-style page: white margins, a grid of framed panels, each a scan (screentone, hatching, solid blacks,
+    like the sample's scans), pure line art, or a colored drawing."""
     page = np.full((h, w, 3) if colored else (h, w), 255, np.uint8)
     m, gap = max(4, min(w, h) // 25), max(4, min(w, h) // 60)
     rows = [(m, h // 2 - gap // 2), (h // 2 + gap // 2, h - m)]
     for y0, y1 in rows:
         split = int(rng.integers(w // 3, 2 * w // 3))
         for x0, x1 in ((m, split - gap // 2), (split + gap // 2, w - m)):
-            color, line = draw_color(rng, x1 - x0, y1 - y0)
-            page[y0:y1, x0:x1] = color if colored else line
+            if colored or lineart:
+                color, line = draw_color(rng, x1 - x0, y1 - y0)
+                page[y0:y1, x0:x1] = color if colored else line
+            else:
+                page[y0:y1, x0:x1] = draw_scan(rng, x1 - x0, y1 - y0)[0]
             cv2.rectangle(page, (x0, y0), (x1 - 1, y1 - 1), (0, 0, 0) if colored else 0, 4)
     return page
 
 
 def write_pages(out: Path, rng: np.random.Generator) -> None:
-    grey = [draw_page(rng) for _ in range(5)]
+    grey = [draw_page(rng) for _ in range(4)] + [draw_page(rng, lineart=True)]
     atomic_write(out / "page-01.png", _encode(grey[0], "png"))
     atomic_write(out / "page-02.jpg", _encode(np.repeat(grey[1][..., None], 3, 2), "jpg"))
     buf = io.BytesIO()

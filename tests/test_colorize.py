@@ -32,7 +32,7 @@ def color_pt(tmp_path_factory) -> Path:
 
 
 def line_page(seed: int = 0, w: int = 300, h: int = 420) -> np.ndarray:
-    return draw_page(np.random.default_rng(seed), w, h)
+    return draw_page(np.random.default_rng(seed), w, h, lineart=True)
 
 
 def png(img: Image.Image, **kw) -> bytes:

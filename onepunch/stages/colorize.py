@@ -70,8 +70,8 @@ def report(s: pages.Summary, out: Path, log, verb: str) -> None:
 def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: str, device: str,
             batch_size: int, max_side: int, log=None) -> pages.Summary:
     """Color -> scan with scan.pt's generator (or XDoG) at full resolution, or with the longer side cut to max_side."""
-    from onepunch.scanners import GeneratorScanner, XDoGScanner
     from onepunch.dist import rank_info
+    from onepunch.scanners import GeneratorScanner, XDoGScanner
 
     log = log or console()
     jobs = pages.discover(inputs, out, fmt)

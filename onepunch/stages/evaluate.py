@@ -154,7 +154,7 @@ def evaluate_set(items: list, outs: dict, features) -> dict:
     truths = [t for _, _, t in items]
     truth_feats = _feats(features, truths) if features else None
     for m in METHODS:
-        rows = [image_metrics(o, t, s) for o, (_, s, t) in zip(outs[m], items)]
+        rows = [image_metrics(o, t, s) for o, (_, s, t) in zip(outs[m], items, strict=True)]
         table[m] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         if features:
             f = _feats(features, outs[m])

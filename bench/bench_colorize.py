@@ -1,0 +1,107 @@
+"""colorize benchmark: latency of one 2,000 x 3,000 px page, and pages/s over a folder, end to end.
+
+    .venv/bin/python bench/bench_colorize.py --device cpu
+    .venv/bin/python bench/bench_colorize.py --device cuda --pages 64 --batch 8
+
+The page is a synthetic manga page (line art in framed panels, grey PNG). The colorizer has random weights (speed does
+not depend on them): the `base` preset (the method's ResNet50 U-Net) and `tiny` (the demo's). Latency, median of
+--repeats: the page already decoded -> colored page at full size (Colorizer.colorize: resize to the working size,
+net, back to full size), with its parts (net alone; full-size transfer); and file to file (PNG decode + colorize +
+PNG encode). Throughput: `onepunch colorize` over a folder of --pages pages (decode/encode threads overlap the net).
+Results: bench/out/colorize.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from onepunch import pages  # noqa: E402
+from onepunch.colorize import Colorizer, luma, transfer_detail  # noqa: E402
+from onepunch.config import ColorizeConfig  # noqa: E402
+from onepunch.models import colorizer  # noqa: E402
+from onepunch.sample import draw_page  # noqa: E402
+from onepunch.stages import colorize as stage  # noqa: E402
+from onepunch.stages.train_color import save_colorizer  # noqa: E402
+from onepunch.ui import console  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out" / "colorize"
+
+
+def timed(fn, repeats: int, cuda: bool) -> float:
+    times = []
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--presets", default="base,tiny")
+    ap.add_argument("--working-size", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--pages", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=4)
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    page_path = OUT / "page.png"
+    if not page_path.exists():
+        Image.fromarray(draw_page(np.random.default_rng(0), 2000, 3000)).save(page_path)
+    folder = OUT / "folder"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for i in range(args.pages):
+        shutil.copy(page_path, folder / f"page-{i:03d}.png")
+    cuda = args.device.startswith("cuda")
+    results = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if cuda else "cpu",
+               "torch": torch.__version__, "threads": torch.get_num_threads(), "page": "2000x3000 grey PNG",
+               **vars(args), "presets_results": {}}
+    data = page_path.read_bytes()
+    img = pages.read_page(data)
+    for preset in args.presets.split(","):
+        torch.manual_seed(0)
+        g, _ = colorizer.build(preset, frozen_encoder=False)
+        ckpt = OUT / f"{preset}.pt"
+        save_colorizer(g.eval(), ckpt, working_size=args.working_size)
+        c = Colorizer(ckpt, device=args.device, batch_size=args.batch)
+        c.colorize(img)  # warm-up (cuDNN autotune, allocator)
+        grey = luma(img)
+        work = c._work(grey)
+        color = c.color_at_working_size([work])[0]
+        r = {"working_size": c.working_size,
+             "page_s": timed(lambda c=c: c.colorize(img), args.repeats, cuda),
+             "net_s": timed(lambda c=c, w=work: c.color_at_working_size([w]), args.repeats, cuda),
+             "transfer_s": timed(lambda g=grey, w=work, x=color: transfer_detail(g, w, x), args.repeats, False),
+             "file_to_file_s": timed(lambda c=c: pages.encode_page(c.colorize(pages.read_page(data)), "png", 95),
+                                     args.repeats, cuda)}
+        out = OUT / f"colored-{preset}"
+        shutil.rmtree(out, ignore_errors=True)
+        cc = ColorizeConfig(device=args.device, batch_size=args.batch, working_size=args.working_size)
+        t = time.perf_counter()
+        s = stage.colorize([folder], out, ckpt, cc, log=console(False))
+        r["folder_pages_per_s"] = s.done / (time.perf_counter() - t)
+        r["folder_pages"] = s.done
+        results["presets_results"][preset] = r
+        print(preset, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
+    (OUT.parent / "colorize.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

