@@ -133,14 +133,17 @@ def colorize(
     force: Annotated[bool, typer.Option(help="Also colorize pages that are already in color.")] = False,
     threshold: Annotated[float, typer.Option(help="Colorfulness above which a page counts as colored.")] = 12.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
+    world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):
     """Colorize line art and manga pages at full resolution; chapters stay chapters."""
+    from onepunch.dist import rank_info
     from onepunch.stages import colorize as stage
 
     cc = config.from_dict(config.ColorizeConfig, {
         "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "tile": tile, "overlap": overlap,
         "batch_size": batch_size, "force": force, "threshold": threshold, "device": device}, "colorize")
-    summary = stage.colorize(inputs, out, ckpt, cc)
+    summary = stage.colorize(inputs, out, ckpt, cc, rank=rank_info(rank, world_size))
     if summary.failed:
         raise typer.Exit(1)
 
@@ -155,11 +158,15 @@ def to_scan(
     max_side: Annotated[int, typer.Option(help="Downscale so the longer side is at most this (0: full size).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 4,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
+    world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):
     """Turn colored illustrations into line-art scans with the train-scan generator (or XDoG)."""
+    from onepunch.dist import rank_info
     from onepunch.stages import colorize as stage
 
-    summary = stage.to_scan(inputs, out, ckpt, method, fmt, device, batch_size, max_side)
+    summary = stage.to_scan(inputs, out, ckpt, method, fmt, device, batch_size, max_side,
+                            rank=rank_info(rank, world_size))
     if summary.failed:
         raise typer.Exit(1)
 

@@ -21,6 +21,7 @@ linear ramps, for pages colorized at a working resolution larger than memory or 
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from contextlib import nullcontext
 from pathlib import Path
@@ -46,8 +47,11 @@ def pick_device(device: str) -> torch.device:
         raise UserError("device cuda requested, but no CUDA device is available (use auto or cpu)")
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise UserError(f"device must be auto, cpu or cuda, not {device!r}")
-    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                        "cpu" if device == "auto" else device)
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       "cpu" if device == "auto" else device)
+    if dev.type == "cuda" and dev.index is None and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per rank
+        dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return dev
 
 
 def normalise(img: Image.Image) -> Image.Image:

@@ -2,6 +2,9 @@
 
 import io
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from onepunch.models import colorizer
 from onepunch.sample import draw_color, draw_page
 from onepunch.stages import colorize as stage
 from onepunch.stages.train_color import save_colorizer
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 from tests.test_build_pairs import scan_pt
 
 
@@ -238,3 +241,24 @@ def test_to_scan_with_the_generator_and_with_xdog(tmp_path):
     assert s.done == 1 and Image.open(tmp_path / "x" / "color.png").size == (64, 47)
     r = run_cli("to-scan", str(tmp_path / "color.png"), "--out", str(tmp_path / "s2"))
     assert r.returncode == 2 and "--ckpt" in r.stderr
+
+
+def test_ranks_split_the_inputs_and_write_what_one_process_writes(tmp_path, color_pt):
+    write_inputs(tmp_path / "in")
+    make_cbz(tmp_path / "in" / "vol.cbz")
+    stage.colorize([tmp_path / "in"], tmp_path / "one", color_pt, cc())
+    procs = [subprocess.Popen([sys.executable, "-m", "onepunch", "colorize", str(tmp_path / "in"), "--ckpt",
+                               str(color_pt), "--out", str(tmp_path / "two"), "--device", "cpu", "--rank", str(r),
+                               "--world-size", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "COLUMNS": "300"})
+             for r in (0, 1)]
+    errors = [p.communicate(timeout=300)[1].decode() for p in procs]
+    # The chapter's broken page is reported, and fails the exit status, on the rank that owns the chapter only.
+    assert sorted(p.returncode for p in procs) == [0, 1] and sum("vol/5.png" in e for e in errors) == 1
+    one = {p.relative_to(tmp_path / "one"): p.read_bytes() for p in (tmp_path / "one").rglob("*")
+           if p.is_file() and not p.name.startswith(".")}
+    two = {p.relative_to(tmp_path / "two"): p.read_bytes() for p in (tmp_path / "two").rglob("*")
+           if p.is_file() and not p.name.startswith(".")}
+    assert one == two
+    assert sorted(p.name for p in (tmp_path / "two").glob(".onepunch-colorize.rank*")) == [
+        ".onepunch-colorize.rank0-of-2.json", ".onepunch-colorize.rank1-of-2.json"]

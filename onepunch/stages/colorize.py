@@ -6,6 +6,9 @@ colorizes the pages listed in [colorize] inputs (the demo's sample pages).
 
 The record of what was written (settings, per input its sha256 and its output's) is <out>/.onepunch-colorize.json
 (.onepunch-to-scan.json), or the pipeline manifest manifests/<pipeline>/colorize.json for the pipeline step.
+Under torchrun (or --rank/--world-size) each rank takes every world-th input, with its own GPU and its own record:
+
+    torchrun --nproc_per_node 8 -m onepunch colorize volumes/ --ckpt color.pt --out colored/
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from PIL import Image
 
 from onepunch import pages, train
 from onepunch.config import ColorizeConfig, PipelineConfig
+from onepunch.dist import Rank
 from onepunch.errors import UserError
 from onepunch.manifest import read_json, sha256_file
 from onepunch.ui import console
@@ -33,20 +37,29 @@ def _settings(cc: ColorizeConfig, ckpt: Path) -> dict:
             "format": cc.format, "quality": cc.quality}
 
 
+def split(jobs: list[pages.Job], out: Path, name: str, rank: Rank | None) -> tuple[list[pages.Job], Path]:
+    """This rank's inputs (every world-th, no communication needed) and its own record file."""
+    rank = rank or Rank()
+    if rank.world == 1:
+        return jobs, out / f".onepunch-{name}.json"
+    return [j for i, j in enumerate(jobs) if rank.owns(i)], out / f".onepunch-{name}.rank{rank.rank}-of-{rank.world}.json"
+
+
 def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, record: Path | None = None,
-             log=None) -> pages.Summary:
-    """Colorize every page of `inputs` into `out`; returns the summary (failures included, never raised)."""
+             log=None, rank: Rank | None = None) -> pages.Summary:
+    """Colorize every page of `inputs` (this rank's share of them) into `out`; returns the summary (failures
+    included, never raised)."""
     from onepunch.colorize import Colorizer
 
     log = log or console()
-    jobs = pages.discover(inputs, out, cc.format)
+    jobs, own_record = split(pages.discover(inputs, out, cc.format), out, "colorize", rank)
     c = Colorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
                   batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer)
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
     summary = pages.run(jobs, lambda imgs: c.colorize_many(imgs, force=cc.force), fmt=cc.format,
                         quality=cc.quality, batch_size=cc.batch_size,
-                        record=record or out / ".onepunch-colorize.json",
+                        record=record or own_record,
                         settings=_settings(cc, ckpt), log=log, what="colorize")
     report(summary, out, log, "colored")
     return summary
@@ -68,18 +81,17 @@ def report(s: pages.Summary, out: Path, log, verb: str) -> None:
 
 
 def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: str, device: str,
-            batch_size: int, max_side: int, log=None) -> pages.Summary:
+            batch_size: int, max_side: int, log=None, rank: Rank | None = None) -> pages.Summary:
     """Color -> scan with scan.pt's generator (or XDoG) at full resolution, or with the longer side cut to max_side."""
-    from onepunch.dist import rank_info
     from onepunch.scanners import GeneratorScanner, XDoGScanner
 
     log = log or console()
-    jobs = pages.discover(inputs, out, fmt)
+    jobs, record = split(pages.discover(inputs, out, fmt), out, "to-scan", rank)
     if method == "ckpt":
         if ckpt is None:
             raise UserError("to-scan needs --ckpt scan.pt (or --method xdog)")
         from onepunch.colorize import pick_device
-        env = train.Env(pick_device(device), rank_info())
+        env = train.Env(pick_device(device), rank or Rank())
         scanner, settings = GeneratorScanner(str(ckpt), env, batch_size), {"ckpt_sha256": sha256_file(ckpt)}
     elif method == "xdog":
         scanner, settings = XDoGScanner(), {"xdog": True}
@@ -94,7 +106,7 @@ def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: 
         return [Image.fromarray(s, "L") for s in scanner(tensors)]
 
     summary = pages.run(jobs, process, fmt=fmt, quality=95, batch_size=batch_size,
-                        record=out / ".onepunch-to-scan.json",
+                        record=record,
                         settings={**settings, "max_side": max_side, "format": fmt}, log=log, what="to-scan")
     report(summary, out, log, "converted")
     return summary
