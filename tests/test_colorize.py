@@ -262,3 +262,13 @@ def test_ranks_split_the_inputs_and_write_what_one_process_writes(tmp_path, colo
     assert one == two
     assert sorted(p.name for p in (tmp_path / "two").glob(".onepunch-colorize.rank*")) == [
         ".onepunch-colorize.rank0-of-2.json", ".onepunch-colorize.rank1-of-2.json"]
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, color_pt):
+    d = tmp_path / "chapter"
+    d.mkdir()
+    Image.fromarray(line_page(1, 96, 128)).save(d / "p1.png")
+    for _ in range(2):
+        s = stage.colorize([d], d / "colored", color_pt, cc())
+    assert s.up_to_date == 1 and s.done == 0
+    assert sorted(str(p.relative_to(d)) for p in d.rglob("*.png")) == ["colored/chapter/p1.png", "p1.png"]
