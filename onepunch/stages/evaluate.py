@@ -40,6 +40,7 @@ from onepunch.ui import console, progress
 
 NAME = "eval"
 METHODS = ("colorizer", "scan", "greyscale", "mean_color")
+COMPETITORS = ("colorizer", "scan", "mean_color")  # greyscale is handed the truth's luminance: a reference
 CELL = 192
 
 
@@ -207,9 +208,10 @@ def report_html(result: dict, grids: dict[str, Image.Image]) -> str:
              f"<h1>onepunch eval: {e(result['pipeline'])}</h1>",
              f"<p>Checkpoint <code>{e(result['ckpt'])}</code> (sha256 {e(result['ckpt_sha256'][:12])}), working size "
              f"{result['working_size']} px.</p>",
-             "<p class='note'>Bold: best of the four methods. Lower is better for CIEDE2000, colorfulness gap, FID and "
-             "KID; higher for the rest. Baselines: <b>scan</b> the input itself; <b>greyscale</b> the truth's own "
-             "luminance; <b>mean_color</b> the mean training color on the scan's luminance.</p>"]
+             "<p class='note'>Bold: best of the colorizer and the scan and mean_color baselines. Lower is better for "
+             "CIEDE2000, colorfulness gap, FID and KID; higher for the rest. Baselines: <b>scan</b> the input itself; "
+             "<b>mean_color</b> the mean training color on the scan's luminance. <b>greyscale</b> (the truth's own "
+             "luminance) is a reference, not a competitor: it is given what a colorizer has to guess.</p>"]
     for name, s in result["sets"].items():
         t = s["metrics"]
         cols = [k for k in t["colorizer"]]
@@ -217,12 +219,13 @@ def report_html(result: dict, grids: dict[str, Image.Image]) -> str:
                      + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
         best = {}
         for c in cols:
-            vals = [t[m][c] for m in METHODS if not np.isnan(t[m][c])]
+            vals = [t[m][c] for m in COMPETITORS if not np.isnan(t[m][c])]
             if vals and c != "colorfulness":
                 best[c] = min(vals) if c in LOWER_IS_BETTER else max(vals)
         for m in METHODS:
             parts.append(f"<tr><td>{m}</td>" + "".join(
-                f"<td class='{'best' if best.get(c) == t[m][c] else ''}'>{t[m][c]:.4g}</td>" for c in cols) + "</tr>")
+                f"<td class='{'best' if m in COMPETITORS and best.get(c) == t[m][c] else ''}'>{t[m][c]:.4g}</td>"
+                for c in cols) + "</tr>")
         parts.append(f"<tr><td>truth</td><td colspan='{len(cols)}'>colorfulness {t['truth']['colorfulness']:.4g}"
                      "</td></tr></table>")
         if name in grids:
