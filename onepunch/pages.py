@@ -21,6 +21,7 @@ import zipfile
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from PIL import Image
 from onepunch import imageio
 from onepunch.config import digest
 from onepunch.errors import UserError
-from onepunch.manifest import read_json, sha256_file, write_json
+from onepunch.manifest import atomic_write, read_json, sha256_file, write_json
 from onepunch.ui import progress
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -117,10 +118,6 @@ def encode_page(img: Image.Image, fmt: str, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 @dataclass
 class Summary:
     done: int = 0  # pages written by the processor
@@ -139,26 +136,45 @@ class _Writer:
 
     def __init__(self, job: Job):
         self.job = job
-        job.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _tmp(job.out)
-        self.zip = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_STORED) if job.archive else None
+        self.tmp = job.out.with_name(f".{job.out.name}.tmp-{os.getpid()}")
+        self.zip = None
+        if job.archive:
+            job.out.parent.mkdir(parents=True, exist_ok=True)
+            self.zip = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_STORED)
         self.wrote = False
 
     def add(self, name: str, data: bytes) -> None:
         if self.zip is not None:
             self.zip.writestr(zipfile.ZipInfo(name, ZIP_TIME), data)
         else:
-            self.tmp.write_bytes(data)
+            atomic_write(self.job.out, data)  # a file job has exactly one page
         self.wrote = True
 
     def close(self) -> bool:
         if self.zip is not None:
             self.zip.close()
-        if self.wrote:
-            os.replace(self.tmp, self.job.out)
-        else:
-            self.tmp.unlink(missing_ok=True)
+            if self.wrote:
+                os.replace(self.tmp, self.job.out)
+            else:
+                self.tmp.unlink(missing_ok=True)
         return self.wrote
+
+    def abort(self) -> None:
+        """An interrupted run leaves no partial chapter behind (its output, if any, is the previous complete one)."""
+        if self.zip is not None:
+            self.zip.close()
+            self.tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _closing(writers: dict, archives: dict):
+    try:
+        yield
+    finally:
+        for w in writers.values():  # only unfinished jobs are left here
+            w.abort()
+        for zf in archives.values():
+            zf.close()
 
 
 def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image | None]], *, fmt: str,
@@ -245,7 +261,7 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
         return writers[k]
 
     n_pages = sum(1 for k, m in pages if m is None or _is_page(m))
-    with ThreadPoolExecutor(threads) as pool, progress(log) as bar:
+    with _closing(writers, archives), ThreadPoolExecutor(threads) as pool, progress(log) as bar:
         task = bar.add_task(what, total=n_pages, unit="page")
         ahead: deque = deque()
         it = iter(pages)
@@ -297,8 +313,6 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
                 if kind != "copy":
                     bar.update(task, advance=1)
                 finish_page(k)
-    for zf in archives.values():
-        zf.close()
     summary.seconds = time.perf_counter() - t0
     if todo:
         save()

@@ -22,6 +22,7 @@ import io
 import json
 import shutil
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -358,7 +359,6 @@ def write_pages(out: Path, rng: np.random.Generator) -> None:
     Image.fromarray(grey[2]).save(buf, "WEBP", quality=90)
     atomic_write(out / "page-03.webp", buf.getvalue())
     atomic_write(out / "cover.png", _encode(draw_page(rng, colored=True), "png"))
-    import zipfile
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for i, page in enumerate(grey[3:], 1):

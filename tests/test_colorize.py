@@ -272,3 +272,39 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, col
         s = stage.colorize([d], d / "colored", color_pt, cc())
     assert s.up_to_date == 1 and s.done == 0
     assert sorted(str(p.relative_to(d)) for p in d.rglob("*.png")) == ["colored/chapter/p1.png", "p1.png"]
+
+
+def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, color_pt, monkeypatch):
+    write_inputs(tmp_path / "in")
+    make_cbz(tmp_path / "in" / "vol.cbz")
+    stage.colorize([tmp_path / "in"], tmp_path / "clean", color_pt, cc(batch_size=1))
+    real, calls = Colorizer.colorize_many, []
+
+    def dies_in_the_chapter(self, images, force=False):
+        calls.append(1)
+        if len(calls) == 8:  # 6 single pages, then the chapter's first page, then Ctrl-C in its second
+            raise KeyboardInterrupt
+        return real(self, images, force)
+
+    monkeypatch.setattr(Colorizer, "colorize_many", dies_in_the_chapter)
+    with pytest.raises(KeyboardInterrupt):
+        stage.colorize([tmp_path / "in"], tmp_path / "out", color_pt, cc(batch_size=1))
+    left = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert ".onepunch-colorize.json" in left and "vol.cbz" not in left
+    assert not [n for n in left if ".tmp-" in n]  # no partial chapter or page left behind
+    monkeypatch.setattr(Colorizer, "colorize_many", real)
+    s = stage.colorize([tmp_path / "in"], tmp_path / "out", color_pt, cc(batch_size=1))
+    assert s.up_to_date == 6 and s.done == 3
+
+    def files(root):
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*")
+                if p.is_file() and not p.name.startswith(".")}
+    assert files(tmp_path / "out") == files(tmp_path / "clean")
+
+
+def test_a_bad_checkpoint_is_a_one_line_error(tmp_path):
+    Image.fromarray(line_page(1, 64, 64)).save(tmp_path / "page.png")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    for ckpt, message in ((tmp_path / "nope.pt", "not found"), (tmp_path / "bad.pt", "not a loadable")):
+        r = run_cli("colorize", str(tmp_path / "page.png"), "--ckpt", str(ckpt), "--out", str(tmp_path / "o"))
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from onepunch import pages, train
+from onepunch import imageio, pages, train
 from onepunch.config import ColorizeConfig, PipelineConfig
 from onepunch.dist import Rank
 from onepunch.errors import UserError
@@ -99,7 +99,6 @@ def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: 
         raise UserError(f"--method must be ckpt or xdog, not {method!r}")
 
     def process(imgs: list[Image.Image]) -> list[Image.Image]:
-        from onepunch import imageio
         rgb = [imageio.to_mode(im, "RGB") for im in imgs]
         rgb = [imageio.resize_max(im, max_side) if max_side and max(im.size) > max_side else im for im in rgb]
         tensors = [torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in rgb]

@@ -34,7 +34,7 @@ from onepunch import __version__, data, fid, metrics
 from onepunch.colorize import Colorizer, luma, transfer_color
 from onepunch.config import PipelineConfig, digest
 from onepunch.errors import UserError
-from onepunch.manifest import FORMAT, judge, read_json, sha256_file, write_json
+from onepunch.manifest import FORMAT, atomic_write, judge, read_json, sha256_file, write_json
 from onepunch.stages import build_pairs, train_color, train_scan
 from onepunch.ui import console, progress
 
@@ -76,12 +76,13 @@ def _settings(cfg: PipelineConfig) -> dict:
     return e
 
 
-def state(cfg: PipelineConfig) -> str:
+def state(cfg: PipelineConfig, inputs: dict | None = None) -> str:
+    """done / stale / missing; `inputs` when the caller has already computed them (no second checksum pass)."""
     def current(m: dict, inputs: dict) -> bool:
         return (m.get("config_hash") == digest({"settings": _settings(cfg), "inputs": inputs})
                 and all(Path(o["path"]).is_file() and sha256_file(o["path"]) == o["sha256"]
                         for o in m["outputs"].values()))
-    return judge(manifest_path(cfg), lambda: _inputs(cfg), current)
+    return judge(manifest_path(cfg), (lambda: inputs) if inputs else (lambda: _inputs(cfg)), current)
 
 
 # ----------------------------------------------------------------------------------------------------------- data
@@ -189,16 +190,17 @@ def grid(items: list, outs: dict, n: int) -> Image.Image:
     return img
 
 
-def _png_b64(img: Image.Image) -> str:
+def _png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG", compress_level=6)
-    return base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
 
 
 LOWER_IS_BETTER = {"ciede2000", "colorfulness_gap", "fid", "kid"}
 
 
-def report_html(result: dict, grids: dict[str, Image.Image]) -> str:
+def report_html(result: dict, grids: dict[str, bytes]) -> str:
+    """The report; `grids` holds each set's grid as PNG bytes, embedded so the file stands alone."""
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>onepunch eval: {e(result['pipeline'])}</title>",
              "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
@@ -230,7 +232,7 @@ def report_html(result: dict, grids: dict[str, Image.Image]) -> str:
                      "</td></tr></table>")
         if name in grids:
             parts.append(f"<p>scan | colorizer | truth | mean_color</p><img alt='{e(name)} grid' "
-                         f"src='data:image/png;base64,{_png_b64(grids[name])}'>")
+                         f"src='data:image/png;base64,{base64.b64encode(grids[name]).decode()}'>")
     parts.append(f"<p class='note'>{e(result['fid_note'])}</p></body></html>")
     return "\n".join(parts)
 
@@ -239,7 +241,7 @@ def report_html(result: dict, grids: dict[str, Image.Image]) -> str:
 def run(cfg: PipelineConfig) -> dict:
     log = console()
     inputs = _inputs(cfg)
-    if state(cfg) == "done":
+    if state(cfg, inputs) == "done":
         m = read_json(manifest_path(cfg))
         log.print(f"[green]eval up to date[/]: {m['outputs']['report']['path']}")
         return m
@@ -266,11 +268,10 @@ def run(cfg: PipelineConfig) -> dict:
         result["sets"][name] = {"images": len(items), "description": desc,
                                 "metrics": evaluate_set(items, outs, features)}
         if ec.grid_images:
-            grids[name] = grid(items, outs, ec.grid_images)
-            grids[name].save(out / f"grid-{name}.png")
+            grids[name] = _png(grid(items, outs, ec.grid_images))  # encoded once: the file and the report
+            atomic_write(out / f"grid-{name}.png", grids[name])
     write_json(out / "metrics.json", result)
-    (out / ".report.html.tmp").write_text(report_html(result, grids))
-    (out / ".report.html.tmp").replace(out / "report.html")
+    atomic_write(out / "report.html", report_html(result, grids).encode())
     outputs = {"metrics": out / "metrics.json", "report": out / "report.html",
                **{f"grid-{k}": out / f"grid-{k}.png" for k in grids}}
     m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": _settings(cfg),
