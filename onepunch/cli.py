@@ -1,4 +1,6 @@
-"""The `onepunch` command: a thin layer that loads a pipeline config, applies a few overrides and calls a stage."""
+"""The `onepunch` command: a thin layer that loads a pipeline config, applies a few overrides and calls a stage.
+
+Each command loads its config before importing its stage: a config mistake is answered without importing torch."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from onepunch import config
-from onepunch.errors import UserError
+from onepunch.errors import Stopped, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="onepunch: line-art and manga colorization, from tag-filtered shards to a trained colorizer.")
@@ -30,10 +32,10 @@ def shards(
     force: Annotated[bool, typer.Option(help="Re-check every shard even if the manifest is up to date.")] = False,
 ):
     """Filter the source by tags into WebDataset shards, one set per domain and split."""
+    cfg = config.load(pipeline, {"source.path": source, "shards.workers": workers})
     from onepunch.dist import rank_info
     from onepunch.stages import shards as stage
 
-    cfg = config.load(pipeline, {"source.path": source, "shards.workers": workers})
     stage.run(cfg, rank_info(rank, world_size), force=force)
 
 
@@ -47,11 +49,11 @@ def train_scan(
     workers: Annotated[int | None, typer.Option(help="Override train_scan.workers (data loader processes).")] = None,
 ):
     """Train the CycleGAN between scans and colors; export its color->scan generator as scan.pt."""
-    from onepunch.stages import train_scan as stage
-
     cfg = config.load(pipeline, {"train_scan.steps": steps, "train_scan.preset": preset,
                                  "train_scan.batch_size": batch_size, "train_scan.device": device,
                                  "train_scan.workers": workers})
+    from onepunch.stages import train_scan as stage
+
     stage.run(cfg)
 
 
@@ -67,12 +69,12 @@ def build_pairs(
     world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):
     """Run the scan generator over every color shard; write paired (scan, color) shards."""
-    from onepunch.dist import rank_info
-    from onepunch.stages import build_pairs as stage
-
     cfg = config.load(pipeline, {"build_pairs.ckpt": ckpt, "build_pairs.method": method,
                                  "build_pairs.batch_size": batch_size, "build_pairs.workers": workers,
                                  "build_pairs.device": device})
+    from onepunch.dist import rank_info
+    from onepunch.stages import build_pairs as stage
+
     stage.run(cfg, rank_info(rank, world_size))
 
 
@@ -88,12 +90,12 @@ def train_color(
     workers: Annotated[int | None, typer.Option(help="Override train_color.workers (data loader processes).")] = None,
 ):
     """Train the colorizer on the paired shards, progressively (64 -> 128 -> ... -> size)."""
-    from onepunch.stages import train_color as stage
-
     cfg = config.load(pipeline, {"train_color.size": size, "train_color.encoder_weights": encoder_weights,
                                  "train_color.steps": steps, "train_color.preset": preset,
                                  "train_color.batch_size": batch_size, "train_color.device": device,
                                  "train_color.workers": workers})
+    from onepunch.stages import train_color as stage
+
     stage.run(cfg)
 
 
@@ -106,10 +108,10 @@ def eval_(
     device: Annotated[str | None, typer.Option(help="Override eval.device (auto, cpu, cuda).")] = None,
 ):
     """Measure a colorizer on the held-out pairs, next to baselines: metrics.json and report.html."""
-    from onepunch.stages import evaluate as stage
-
     cfg = config.load(pipeline, {"eval.ckpt": ckpt, "eval.max_images": max_images,
                                  "eval.working_size": working_size, "eval.device": device})
+    from onepunch.stages import evaluate as stage
+
     stage.run(cfg)
 
 
@@ -131,19 +133,20 @@ def colorize(
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = 64,
     batch_size: Annotated[int, typer.Option(help="Pages (or tiles) per forward pass.")] = 4,
     force: Annotated[bool, typer.Option(help="Also colorize pages that are already in color.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace files in --out that onepunch did not write.")] = False,
     threshold: Annotated[float, typer.Option(help="Colorfulness above which a page counts as colored.")] = 12.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
     world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):
     """Colorize line art and manga pages at full resolution; chapters stay chapters."""
-    from onepunch.dist import rank_info
-    from onepunch.stages import colorize as stage
-
     cc = config.from_dict(config.ColorizeConfig, {
         "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "tile": tile, "overlap": overlap,
         "batch_size": batch_size, "force": force, "threshold": threshold, "device": device}, "colorize")
-    summary = stage.colorize(inputs, out, ckpt, cc, rank=rank_info(rank, world_size))
+    from onepunch.dist import rank_info
+    from onepunch.stages import colorize as stage
+
+    summary = stage.colorize(inputs, out, ckpt, cc, rank=rank_info(rank, world_size), overwrite=overwrite)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -158,6 +161,7 @@ def to_scan(
     max_side: Annotated[int, typer.Option(help="Downscale so the longer side is at most this (0: full size).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 4,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace files in --out that onepunch did not write.")] = False,
     rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
     world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):
@@ -166,7 +170,7 @@ def to_scan(
     from onepunch.stages import colorize as stage
 
     summary = stage.to_scan(inputs, out, ckpt, method, fmt, device, batch_size, max_side,
-                            rank=rank_info(rank, world_size))
+                            rank=rank_info(rank, world_size), overwrite=overwrite)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -183,9 +187,9 @@ def run_all(pipeline: Pipeline = DEFAULT_PIPELINE):
 def status(pipeline: Pipeline = DEFAULT_PIPELINE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
     """Which stages are done, stale (inputs or config changed) or missing."""
+    cfg = config.load(pipeline)
     from onepunch.status import stage_states
 
-    cfg = config.load(pipeline)
     stages = stage_states(cfg)
     if as_json:
         print(json.dumps({"pipeline": cfg.name, "stages": stages}))
@@ -210,8 +214,6 @@ def sample(out: Annotated[Path, typer.Option(help="Where to write the sample.")]
 
 
 def main() -> None:
-    from onepunch.train import Stopped
-
     try:
         app()
     except UserError as e:
@@ -220,3 +222,7 @@ def main() -> None:
     except Stopped as e:
         print(str(e), file=sys.stderr)
         sys.exit(130)
+    except OSError as e:  # a full disk, a read-only or vanished folder: the system's word, on one line
+        where = f" {e.filename}" if e.filename else ""
+        print(f"error: cannot read or write{where}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(1)

@@ -74,8 +74,32 @@ def luma(img: Image.Image) -> np.ndarray:
     return np.asarray(img if img.mode == "L" else img.convert("L"))
 
 
-def _upsample(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR) if a.shape[:2] != (h, w) else a
+STRIP_PIXELS = 1 << 18  # full-size pixels per step of the transfer: its temporaries stay ~70 bytes x 256 K
+
+
+def _rows(a: np.ndarray, h: int, w: int, y0: int, y1: int) -> np.ndarray:
+    """Rows y0..y1 of `a` resized to (h, w), bilinear with pixel centres aligned as cv2.resize aligns them, without
+    making the whole (h, w) image."""
+    sy, sx = a.shape[0] / h, a.shape[1] / w
+    m = np.float32([[sx, 0, 0.5 * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
+    return cv2.warpAffine(a, m, (w, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _by_strips(grey: np.ndarray, strip) -> np.ndarray:
+    """uint8 (H, W, 3) made a strip of rows at a time by strip(y0, y1): memory for a page of any size is its
+    output plus one strip's temporaries."""
+    h, w = grey.shape
+    out = np.empty((h, w, 3), np.uint8)
+    rows = max(1, STRIP_PIXELS // w)
+    for y0 in range(0, h, rows):
+        y1 = min(h, y0 + rows)
+        out[y0:y1] = strip(y0, y1)
+    return out
+
+
+def _to_rgb(lab: np.ndarray) -> np.ndarray:
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray) -> np.ndarray:
@@ -84,27 +108,33 @@ def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray) -> np
     regions keep the luminance the net chose and lines and text keep the page's sharpness. Chroma is scaled down where
     the result is darker than the net's (lines the net blurred)."""
     h, w = grey.shape
-    lab = cv2.cvtColor(_upsample(color, h, w).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
-    page_l = _L_OF_GREY[grey]
-    detail = page_l - _upsample(_L_OF_GREY[work], h, w)
-    # Never lighter than the page: its ink (lines, lettering, solid blacks, tones) is kept, as a multiply layer.
-    light = np.minimum(np.clip(lab[..., 0] + detail, 0, 100), page_l)
-    lab[..., 1:] *= np.minimum(1.0, light / np.maximum(lab[..., 0], 1.0))[..., None]
-    lab[..., 0] = light
-    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+    work_l = _L_OF_GREY[work]
+
+    def strip(y0: int, y1: int) -> np.ndarray:
+        lab = cv2.cvtColor(_rows(color, h, w, y0, y1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        page_l = _L_OF_GREY[grey[y0:y1]]
+        detail = page_l - _rows(work_l, h, w, y0, y1)
+        # Never lighter than the page: its ink (lines, lettering, solid blacks, tones) is kept, as a multiply layer.
+        light = np.minimum(np.clip(lab[..., 0] + detail, 0, 100), page_l)
+        lab[..., 1:] *= np.minimum(1.0, light / np.maximum(lab[..., 0], 1.0))[..., None]
+        lab[..., 0] = light
+        return _to_rgb(lab)
+
+    return _by_strips(grey, strip)
 
 
 def transfer_color(grey: np.ndarray, color: np.ndarray) -> np.ndarray:
     """The chroma of `color` (uint8 h x w x 3, any size) on the luminance of `grey` (uint8 H x W) -> uint8 H x W x 3."""
     h, w = grey.shape
-    up = cv2.resize(color, (w, h), interpolation=cv2.INTER_LINEAR) if color.shape[:2] != (h, w) else color
-    lab = cv2.cvtColor(up.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
-    page_l = _L_OF_GREY[grey]
-    keep = np.minimum(1.0, page_l / np.maximum(lab[..., 0], 1.0))[..., None]
-    lab[..., 1:] *= keep
-    lab[..., 0] = page_l
-    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-    return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+
+    def strip(y0: int, y1: int) -> np.ndarray:
+        lab = cv2.cvtColor(_rows(color, h, w, y0, y1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        page_l = _L_OF_GREY[grey[y0:y1]]
+        lab[..., 1:] *= np.minimum(1.0, page_l / np.maximum(lab[..., 0], 1.0))[..., None]
+        lab[..., 0] = page_l
+        return _to_rgb(lab)
+
+    return _by_strips(grey, strip)
 
 
 def _ramp(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:

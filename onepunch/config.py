@@ -51,7 +51,7 @@ class SourceConfig:
     def __post_init__(self):
         _check(self.kind in SOURCE_KINDS, f"source.kind must be one of {', '.join(SOURCE_KINDS)}, got {self.kind!r}")
         _check(self.images in ("original", "512px"), f"source.images must be original or 512px, got {self.images!r}")
-        _check(self.sample_scans >= 0 and self.sample_colors >= 0, "source.sample_* counts must be >= 0")
+        _bounds(self, "source", sample_scans=(0, 100_000), sample_colors=(0, 100_000), sample_seed=(0, None))
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class DomainQuery:
         _check(not bad, f"ratings must be among {', '.join(RATINGS)}, got {sorted(bad)}")
         clash = set(self.all_of + self.any_of) & set(self.none_of)
         _check(not clash, f"tags {sorted(clash)} are both required and excluded: the query matches nothing")
-        _check(self.min_side >= 0 and self.min_aspect >= 0 and self.max_aspect >= 0, "bounds must be >= 0")
+        _bounds(self, "domains", min_side=(0, None), min_aspect=(0, None), max_aspect=(0, None))
         _check(not (self.max_aspect and self.min_aspect > self.max_aspect),
                f"min_aspect {self.min_aspect} > max_aspect {self.max_aspect}")
         _check(self.mode in ("RGB", "L"), f"mode must be RGB or L, got {self.mode!r}")
@@ -112,12 +112,10 @@ class ShardsConfig:
     """Worker processes that build shards; 0 builds in the main process. Does not change the output."""
 
     def __post_init__(self):
-        _check(16 <= self.max_side <= 16384, f"shards.max_side must be in 16..16384, got {self.max_side}")
-        _check(self.samples_per_shard >= 1, "shards.samples_per_shard must be >= 1")
+        _bounds(self, "shards", max_side=(16, 16384), samples_per_shard=(1, None), jpeg_quality=(1, 100),
+                max_pixels=(1, None), workers=(0, 256), split_seed=(0, None))
         _check(0.0 <= self.val_fraction < 1.0, f"shards.val_fraction must be in [0, 1), got {self.val_fraction}")
         _check(self.image_format in ("jpg", "png"), f"shards.image_format must be jpg or png, got {self.image_format!r}")
-        _check(1 <= self.jpeg_quality <= 100, "shards.jpeg_quality must be in 1..100")
-        _check(self.workers >= 0, "shards.workers must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -174,14 +172,14 @@ class TrainScanConfig:
     def __post_init__(self):
         _check(self.preset in ("tiny", "base"), f"train_scan.preset must be tiny or base, got {self.preset!r}")
         _check(self.size >= 16 and self.size % 4 == 0, f"train_scan.size must be a multiple of 4 >= 16, got {self.size}")
-        _check(self.batch_size >= 1 and self.steps >= 1, "train_scan.batch_size and steps must be >= 1")
-        _check(0.0 <= self.decay_start <= 1.0, "train_scan.decay_start must be in [0, 1]")
+        _bounds(self, "train_scan", batch_size=(1, None), steps=(1, None), decay_start=(0.0, 1.0), lr=(1e-12, 1.0),
+                beta1=(0.0, 0.9999), beta2=(0.0, 0.9999), lambda_cycle=(0.0, None), lambda_identity=(0.0, None),
+                pool_size=(0, None), rotate=(0.0, 180.0), perspective_p=(0.0, 1.0), sample_every=(1, None),
+                val_every=(1, None), val_images=(1, None), ckpt_every=(1, None), keep_ckpts=(1, None),
+                workers=(0, 256), seed=(0, None))
         _check(self.gan_loss in ("lsgan", "hinge"), f"train_scan.gan_loss must be lsgan or hinge, got {self.gan_loss!r}")
         _check(self.device in ("auto", "cpu", "cuda"), f"train_scan.device must be auto, cpu or cuda, got {self.device!r}")
         _check(0.1 <= self.min_crop <= 1.0, "train_scan.min_crop must be in [0.1, 1]")
-        _check(min(self.sample_every, self.val_every, self.ckpt_every, self.keep_ckpts) >= 1,
-               "train_scan.*_every and keep_ckpts must be >= 1")
-        _check(self.lr > 0 and self.pool_size >= 0 and self.workers >= 0, "train_scan: lr > 0, pool_size >= 0")
 
 
 @dataclass(frozen=True)
@@ -214,7 +212,8 @@ class BuildPairsConfig:
     def __post_init__(self):
         _check(self.method in ("ckpt", "xdog"), f"build_pairs.method must be ckpt or xdog, got {self.method!r}")
         _check(self.scan_format in ("png", "jpg"), f"build_pairs.scan_format must be png or jpg, got {self.scan_format!r}")
-        _check(self.batch_size >= 1 and self.workers >= 0, "build_pairs.batch_size >= 1 and workers >= 0")
+        _bounds(self, "build_pairs", jpeg_quality=(1, 100), batch_size=(1, None), workers=(0, 256),
+                xdog_sigma=(0.1, 20.0), xdog_k=(1.01, 10.0), xdog_tau=(0.0, 1.0), xdog_phi=(0.0, None))
         _check(self.device in ("auto", "cpu", "cuda"), f"build_pairs.device must be auto, cpu or cuda, got {self.device!r}")
 
 
@@ -296,14 +295,20 @@ class TrainColorConfig:
         ratio = self.size / self.start_size
         _check(ratio >= 1 and ratio == 2 ** round(math.log2(ratio)),
                f"train_color.size ({self.size}) must be start_size ({self.start_size}) times a power of 2")
-        _check(self.batch_size >= 1 and (self.epochs > 0 or self.steps > 0), "train_color: batch_size, epochs >= 1")
+        _bounds(self, "train_color", batch_size=(1, None), epochs=(0.0, None), steps=(0, None), lr_g=(1e-12, 1.0),
+                lr_d=(1e-12, 1.0), beta1=(0.0, 0.9999), beta2=(0.0, 0.9999), decay_start=(0.0, 1.0),
+                l1_weight=(0.0, None), edge_weight=(0.0, None), degrade_p=(0.0, 1.0), rotate=(0.0, 180.0),
+                perspective_p=(0.0, 1.0), lines_p=(0.0, 1.0), sample_every=(1, None), val_every=(1, None),
+                val_images=(1, None), ckpt_every=(1, None), keep_ckpts=(1, None), workers=(0, 256),
+                seed=(0, None))
+        _check(self.epochs > 0 or self.steps > 0, "train_color: epochs or steps must be > 0")
+        _check(0.1 <= self.min_crop <= 1.0, "train_color.min_crop must be in [0.1, 1]")
+        _check(all(0 <= p <= 1 for p in self.nogan_phases), "train_color.nogan_phases must be fractions in [0, 1]")
         _check(self.gan_loss in ("hinge", "lsgan"), f"train_color.gan_loss must be hinge or lsgan, got {self.gan_loss!r}")
         _check(self.l1_schedule in ("constant", "linear"),
                f"train_color.l1_schedule must be constant or linear, got {self.l1_schedule!r}")
         _check(len(self.nogan_phases) == 2 and sum(self.nogan_phases) < 1, "train_color.nogan_phases: two, sum < 1")
         _check(self.device in ("auto", "cpu", "cuda"), f"train_color.device must be auto, cpu or cuda, got {self.device!r}")
-        _check(min(self.sample_every, self.val_every, self.ckpt_every, self.keep_ckpts) >= 1,
-               "train_color.*_every and keep_ckpts must be >= 1")
 
     @property
     def sizes(self) -> list[int]:
@@ -330,7 +335,7 @@ class EvalConfig:
     """auto (CUDA if available), cpu or cuda."""
 
     def __post_init__(self):
-        _check(self.max_images >= 1 and self.grid_images >= 0, "eval.max_images >= 1 and grid_images >= 0")
+        _bounds(self, "eval", max_images=(1, None), working_size=(0, 16384), grid_images=(0, 1000))
         _check(self.device in ("auto", "cpu", "cuda"), f"eval.device must be auto, cpu or cuda, got {self.device!r}")
 
 
@@ -365,7 +370,8 @@ class ColorizeConfig:
     def __post_init__(self):
         _check(self.transfer in ("detail", "luminance"), f"colorize.transfer must be detail or luminance, got {self.transfer!r}")
         _check(self.format in ("png", "jpg", "webp"), f"colorize.format must be png, jpg or webp, got {self.format!r}")
-        _check(1 <= self.quality <= 100 and self.batch_size >= 1, "colorize.quality in 1..100, batch_size >= 1")
+        _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None),
+                batch_size=(1, 1024), threshold=(0.0, None))
         _check(self.device in ("auto", "cpu", "cuda"), f"colorize.device must be auto, cpu or cuda, got {self.device!r}")
 
 
@@ -415,6 +421,16 @@ class PipelineConfig:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise UserError(message)
+
+
+def _bounds(obj, section: str, **limits: tuple) -> None:
+    """Every numeric field named in `limits` lies in its (low, high) range, high None for no upper bound; the
+    message names the key, the value and the range."""
+    for name, (low, high) in limits.items():
+        v = getattr(obj, name)
+        if v < low or (high is not None and v > high) or v != v:  # v != v: NaN
+            where = f"{low}..{high}" if high is not None else f">= {low}"
+            raise UserError(f"{section}.{name} must be {where}, got {v!r}")
 
 
 def to_dict(obj):
@@ -477,9 +493,13 @@ def load(path: str | Path, overrides: dict | None = None) -> PipelineConfig:
     if not path.is_file():
         raise UserError(f"pipeline config not found: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}): TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
     for key, value in (overrides or {}).items():
         if value is None:
             continue

@@ -36,3 +36,32 @@ def rank_info(rank: int | None = None, world: int | None = None) -> Rank:
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return Rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), launched=True)
     return Rank()
+
+
+def exit_with(pid: int) -> None:
+    """In a worker process: exit at once when process `pid` (the run that started the pool) exits, however it exits
+    (kill -9 included), so no worker outlives a killed run. Waiting on the process itself, not on the parent: a
+    forkserver's workers keep the forkserver alive, so neither would notice the run's death by itself."""
+    import select
+    import threading
+    import time
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(pid)  # Linux >= 5.3: readable once the process has exited
+        except (AttributeError, OSError):
+            fd = None
+        if fd is not None:
+            select.select([fd], [], [])
+        else:
+            while True:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+                time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-run", daemon=True).start()

@@ -19,16 +19,53 @@ from onepunch.errors import UserError
 FORMAT = 1
 
 
+class AtomicFile:
+    """A file written under a temp name in the same folder and renamed into place when complete: a final name only
+    ever holds a whole file, and a failure anywhere (a full disk, Ctrl-C, a crash in the writer) removes the temp
+    file. The one writer behind every output of every stage.
+
+        with AtomicFile(path) as f:      # f: the open temp file
+            f.write(...)
+    """
+
+    def __init__(self, path: str | Path, mode: str = "wb"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.file = open(self.tmp, mode)
+
+    def commit(self) -> None:
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        try:
+            self.file.close()  # may fail again flushing to a full disk: the temp file goes all the same
+        except OSError:
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self.file
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
+
+
 def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write to a temp name in the same folder, fsync, rename: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+    """Write `data` to `path` atomically (AtomicFile): readers never see a partial file."""
+    with AtomicFile(path) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def dumps(obj) -> bytes:
@@ -69,13 +106,14 @@ def judge(manifest: str | Path, inputs_fn, is_current) -> str:
 
 
 @contextmanager
-def exclusive(lock_path: str | Path, what: str):
-    """Hold an exclusive, non-blocking lock for the duration; a second run on the same outputs is refused."""
+def exclusive(lock_path: str | Path, what: str, wait: bool = False):
+    """Hold an exclusive lock for the duration: a second run on the same outputs is refused, or with `wait` waits
+    its turn (for work that the second run would then find done, like generating the sample)."""
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     f = open(lock_path, "a+")
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         f.seek(0)
         holder = f.read().strip() or "?"

@@ -30,7 +30,7 @@ from PIL import Image
 from onepunch import imageio
 from onepunch.config import digest
 from onepunch.errors import UserError
-from onepunch.manifest import atomic_write, read_json, sha256_file, write_json
+from onepunch.manifest import AtomicFile, atomic_write, read_json, sha256_file, write_json
 from onepunch.ui import progress
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -38,6 +38,16 @@ ARCHIVE_EXTS = {".cbz", ".zip"}
 FORMATS = ("png", "jpg", "webp")
 MAX_PIXELS = 250_000_000  # a 15,000 x 15,000 spread is fine; a decompression bomb is not
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# Chapter limits, checked from the archive's directory before any member is read: a 2.7 MB zip can declare
+# gigabytes of zeros. A 600-dpi A3 page is ~60 MB as an uncompressed TIFF; real chapters compress pages 1-10x.
+MAX_MEMBERS = 10_000
+MAX_MEMBER_BYTES = 256 << 20
+MAX_ARCHIVE_BYTES = 4 << 30
+MAX_RATIO = 100  # uncompressed / compressed, for members over RATIO_FROM bytes
+RATIO_FROM = 8 << 20
+# Decoded pixels held ahead of the processor. With the transfer done in strips, a page costs ~10 bytes per pixel
+# beyond the model: the 250 MP limit is ~2.5 GB, a 36 MP page ~0.35 GB (measured, BENCHMARKS.md).
+PIXEL_BUDGET = 100_000_000
 
 
 def natural_key(s: str) -> list:
@@ -60,12 +70,15 @@ def _is_page(name: str) -> bool:
 
 
 def discover(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
-    """Jobs for files, folders (recursive) and archives; UserError on a missing input, an unknown file type, two
-    inputs writing the same output, or an output that would land on an input."""
+    """Jobs for files, folders (recursive) and archives; UserError on a missing input, an unknown file type, an
+    --out that is a file or holds an input folder, inputs with no page in them, two inputs writing the same output,
+    or an output that would land on an input."""
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if not inputs:
         raise UserError("no inputs: give image files, folders or .cbz/.zip chapters")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: give a folder (it is created if missing)")
     out = out.resolve()
     jobs: list[Job] = []
 
@@ -82,6 +95,9 @@ def discover(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
             raise UserError(f"input not found: {p}")
         if p.is_dir():
             root = p.resolve()
+            if root.is_relative_to(out):
+                raise UserError(f"--out {out} holds the input folder {p}: outputs would land among the inputs; "
+                                "choose an --out outside it")
             files = [f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")
                      and f.suffix.lower() in IMAGE_EXTS | ARCHIVE_EXTS and not f.resolve().is_relative_to(out)]
             for f in sorted(files, key=lambda f: natural_key(str(f.relative_to(root)))):
@@ -90,6 +106,9 @@ def discover(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
             add(p.resolve(), out / p.name)
         else:
             raise UserError(f"{p}: not an image ({', '.join(sorted(IMAGE_EXTS))}) or a .cbz/.zip chapter")
+    if not jobs:
+        raise UserError(f"no pages in {', '.join(map(str, inputs))}: nothing with an image "
+                        f"({', '.join(sorted(IMAGE_EXTS))}) or .cbz/.zip extension")
     sources = {j.source for j in jobs}
     seen: dict[Path, Path] = {}
     for j in jobs:
@@ -99,6 +118,58 @@ def discover(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
             raise UserError(f"{seen[j.out]} and {j.source} would both write {j.out}: colorize them separately")
         seen[j.out] = j.source
     return jobs
+
+
+def safe_name(member: str) -> str:
+    """An archive member name that cannot leave the archive's folder when extracted: no absolute path, drive, `..`
+    or backslash."""
+    parts = [p for p in member.replace("\\", "/").split("/") if p not in ("", ".", "..") and not p.endswith(":")]
+    return "/".join(parts) or "page"
+
+
+def unique_name(member: str, fmt: str | None, used: set[str]) -> str:
+    """A member's name in an output chapter: safe, with the new extension `fmt` for converted pages, and not yet in
+    `used` (case-insensitive; updated): `01.png` and `01.jpg` both colorized become `01.png` and `01-jpg.png`."""
+    name = safe_name(member)
+    if fmt:
+        p = Path(name)
+        name = str(p.with_suffix(f".{fmt}"))
+        if name.lower() in used and p.suffix:
+            name = str(p.with_name(f"{p.stem}-{p.suffix[1:]}.{fmt}"))
+    base, k = name, 2
+    while name.lower() in used:
+        stem, dot, ext = base.rpartition(".")
+        name = f"{stem}-{k}.{ext}" if dot else f"{base}-{k}"
+        k += 1
+    used.add(name.lower())
+    return name
+
+
+def check_archive(zf: zipfile.ZipFile) -> None:
+    """Reject a chapter whose directory declares more than the limits above (a zip bomb), before reading anything."""
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    if len(infos) > MAX_MEMBERS:
+        raise imageio.Reject("archive_bomb", f"{len(infos)} members (limit {MAX_MEMBERS})")
+    total = 0
+    for i in infos:
+        if i.file_size > MAX_MEMBER_BYTES:
+            raise imageio.Reject("archive_bomb", f"member {i.filename!r} unpacks to {i.file_size} bytes "
+                                                 f"(limit {MAX_MEMBER_BYTES})")
+        if i.file_size > RATIO_FROM and i.file_size > MAX_RATIO * max(1, i.compress_size):
+            raise imageio.Reject("archive_bomb", f"member {i.filename!r} is compressed "
+                                                 f"{i.file_size // max(1, i.compress_size)}:1 (limit {MAX_RATIO}:1)")
+        total += i.file_size
+    if total > MAX_ARCHIVE_BYTES:
+        raise imageio.Reject("archive_bomb", f"members unpack to {total} bytes (limit {MAX_ARCHIVE_BYTES})")
+
+
+def read_member(zf: zipfile.ZipFile, name: str) -> bytes:
+    """A member's bytes, never more than its declared size allows (zipfile stops at the declared size)."""
+    with zf.open(name) as f:
+        data = f.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise imageio.Reject("archive_bomb", f"member {name!r} unpacks to more than {MAX_MEMBER_BYTES} bytes")
+    return data
 
 
 def read_page(data: bytes) -> Image.Image:
@@ -136,34 +207,45 @@ class _Writer:
 
     def __init__(self, job: Job):
         self.job = job
-        self.tmp = job.out.with_name(f".{job.out.name}.tmp-{os.getpid()}")
-        self.zip = None
+        self.file = self.zip = None
         if job.archive:
-            job.out.parent.mkdir(parents=True, exist_ok=True)
-            self.zip = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_STORED)
+            self.file = AtomicFile(job.out)
+            self.zip = zipfile.ZipFile(self.file.file, "w", zipfile.ZIP_STORED)
         self.wrote = False
+        self.used: set[str] = set()
 
-    def add(self, name: str, data: bytes) -> None:
+    def add(self, member: str, data: bytes, fmt: str | None = None) -> None:
+        """`data` under the member's safe, unique name; `fmt`: the page was converted to that format."""
         if self.zip is not None:
-            self.zip.writestr(zipfile.ZipInfo(name, ZIP_TIME), data)
+            info = zipfile.ZipInfo(unique_name(member, fmt, self.used), ZIP_TIME)
+            # Pages are already compressed images; anything else (ComicInfo.xml, a stray BMP) is deflated.
+            info.compress_type = zipfile.ZIP_STORED if _is_page(member) else zipfile.ZIP_DEFLATED
+            self.zip.writestr(info, data)
         else:
             atomic_write(self.job.out, data)  # a file job has exactly one page
         self.wrote = True
 
     def close(self) -> bool:
         if self.zip is not None:
-            self.zip.close()
+            try:
+                self.zip.close()  # the central directory: can fail on a full disk too
+            except BaseException:
+                self.file.discard()
+                raise
             if self.wrote:
-                os.replace(self.tmp, self.job.out)
+                self.file.commit()
             else:
-                self.tmp.unlink(missing_ok=True)
+                self.file.discard()
         return self.wrote
 
     def abort(self) -> None:
         """An interrupted run leaves no partial chapter behind (its output, if any, is the previous complete one)."""
         if self.zip is not None:
-            self.zip.close()
-            self.tmp.unlink(missing_ok=True)
+            try:
+                self.zip.close()
+            except (OSError, ValueError):
+                pass
+            self.file.discard()
 
 
 @contextmanager
@@ -177,13 +259,43 @@ def _closing(writers: dict, archives: dict):
             zf.close()
 
 
+def ours(record: Path) -> set[str]:
+    """Every output that onepunch recorded writing into this record's folder (any settings, any rank)."""
+    paths = {record, *record.parent.glob(".onepunch-*.json")}
+    return {e["output"] for p in paths for e in ((read_json(p) or {}).get("outputs") or {}).values()
+            if isinstance(e, dict) and e.get("output")}
+
+
+def check_clobber(jobs: list[Job], record: Path, overwrite: bool) -> None:
+    """Refuse, before any work, to replace a file in the output folder that onepunch did not write."""
+    if overwrite:
+        return
+    mine = ours(record)
+    for j in jobs:
+        if j.out.exists() and str(j.out) not in mine:
+            raise UserError(f"{j.out} exists and was not written by onepunch: choose another --out, or pass "
+                            "--overwrite to replace it")
+
+
+def _pixels(futures) -> int:
+    """Decoded pixels held by the finished page loads among `futures`."""
+    n = 0
+    for f in futures:
+        if f.done() and not f.exception():
+            kind, payload = f.result()
+            if kind == "page":
+                n += payload[1].width * payload[1].height
+    return n
+
+
 def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image | None]], *, fmt: str,
         quality: int, batch_size: int, record: Path, settings: dict, log, what: str = "pages",
-        threads: int = min(4, os.cpu_count() or 1)) -> Summary:
+        threads: int = min(4, os.cpu_count() or 1), overwrite: bool = False) -> Summary:
     """Feed every page through `process` in batches and write the outputs. `settings` (JSON-able) are what the
     outputs depend on besides the inputs: a change redoes everything."""
     t0 = time.perf_counter()
     summary = Summary()
+    check_clobber(jobs, record, overwrite)
     settings_hash = digest(settings)
     old = read_json(record) or {}
     done: dict = old.get("outputs", {}) if old.get("settings_hash") == settings_hash else {}
@@ -192,7 +304,7 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
         key = str(job.source)
         entry = done.get(key)
         sha = sha256_file(job.source)
-        if entry and entry["input_sha256"] == sha and (
+        if entry and not entry.get("failed") and entry["input_sha256"] == sha and (
                 entry.get("kept") or (job.out.is_file() and sha256_file(job.out) == entry["output_sha256"])):
             summary.up_to_date += 1
             continue
@@ -206,31 +318,34 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
         if job.archive:
             try:
                 zf = zipfile.ZipFile(job.source)
+                check_archive(zf)
                 names = [i.filename for i in zf.infolist() if not i.is_dir()]
             except (zipfile.BadZipFile, OSError) as e:
                 summary.failed.append((str(job.source), f"not a readable zip: {e}"))
                 continue
+            except imageio.Reject as e:
+                zf.close()
+                summary.failed.append((str(job.source), str(e)))
+                log.print(f"[red]failed[/] {job.source}: {e}")
+                continue
             archives[k] = zf
-            job.members = sorted(names, key=natural_key)
+            job.members = sorted(dict.fromkeys(names), key=natural_key)  # a repeated name is read once
             pages += [(k, m) for m in job.members]
         else:
             pages.append((k, None))
 
     def load(k: int, member: str | None):
         job = todo[k][0]
-        if member is not None and not _is_page(member):
-            return "copy", archives[k].read(member)
         data = b""
         try:
-            data = archives[k].read(member) if member is not None else job.source.read_bytes()
+            if member is not None and not _is_page(member):
+                return "copy", read_member(archives[k], member)
+            data = read_member(archives[k], member) if member is not None else job.source.read_bytes()
             return "page", (data, read_page(data))
         except imageio.Reject as e:
             return "failed", (data, str(e))
         except Exception as e:  # one bad page must not stop the others
             return "failed", (data, f"{type(e).__name__}: {e}")
-
-    def out_name(member: str) -> str:
-        return str(Path(member).with_suffix(f".{fmt}")) if _is_page(member) else member
 
     writers: dict[int, _Writer] = {}
     failed_jobs: set[int] = set()
@@ -242,11 +357,12 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
             job, sha = todo[k]
             w = writers.pop(k, None)
             wrote = w is not None and w.close()
-            if k in failed_jobs:
-                return  # a job with failures is retried next run
-            if wrote:
+            if wrote:  # a job with failed pages is recorded as ours but retried next run
                 done[str(job.source)] = {"input_sha256": sha, "output": str(job.out),
-                                         "output_sha256": sha256_file(job.out)}
+                                         "output_sha256": sha256_file(job.out),
+                                         **({"failed": True} if k in failed_jobs else {})}
+            elif k in failed_jobs:
+                return
             else:  # a single page left alone (already in color)
                 done[str(job.source)] = {"input_sha256": sha, "output": None, "kept": True}
             save()
@@ -266,14 +382,17 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
         ahead: deque = deque()
         it = iter(pages)
         while True:
-            while len(ahead) < 2 * batch_size and (nxt := next(it, None)) is not None:
+            # Decode ahead, but hold at most PIXEL_BUDGET decoded pixels: huge pages come one or two at a time.
+            while len(ahead) < 2 * batch_size and _pixels(f for _, f in ahead) < PIXEL_BUDGET \
+                    and (nxt := next(it, None)) is not None:
                 ahead.append((nxt, pool.submit(load, *nxt)))
             if not ahead:
                 break
-            batch = []
-            while ahead and len(batch) < batch_size:
+            batch, futs = [], []
+            while ahead and len(batch) < batch_size and _pixels(futs) < PIXEL_BUDGET:
                 (k, member), fut = ahead.popleft()
                 batch.append((k, member, *fut.result()))
+                futs.append(fut)
             imgs = [payload[1] for _, _, kind, payload in batch if kind == "page"]
             try:
                 outs = iter(process(imgs)) if imgs else iter(())
@@ -294,7 +413,7 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
             for k, member, kind, payload in results:
                 job = todo[k][0]
                 if kind == "encode":
-                    writer(k).add(out_name(member) if member else "", payload.result())
+                    writer(k).add(member or "", payload.result(), fmt)
                     summary.done += 1
                 elif kind == "kept":
                     summary.kept += 1

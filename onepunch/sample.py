@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from onepunch.manifest import atomic_write, read_json, write_json
+from onepunch.manifest import atomic_write, exclusive, read_json, write_json
 
 VERSION = 4
 GENERAL_TAGS = ["1girl", "1boy", "solo", "smile", "long_hair", "short_hair", "blue_eyes", "hat", "hat_ribbon",
@@ -270,6 +270,14 @@ def generate(out: str | Path, scans: int = 160, colors: int = 160, seed: int = 0
     root = out / "danbooru2020"
     if read_json(out / "sample.json") == params:
         return root
+    # Two runs at once (two `shards`, or `run` and `shards`): one writes, the other waits and then finds it done.
+    with exclusive(out.parent / f".{out.name}.lock", "sample generation", wait=True):
+        if read_json(out / "sample.json") != params:
+            _generate(out, root, params, scans, colors, seed)
+    return root
+
+
+def _generate(out: Path, root: Path, params: dict, scans: int, colors: int, seed: int) -> None:
     if out.exists():
         shutil.rmtree(out)
     rng = np.random.default_rng(seed)
@@ -329,7 +337,6 @@ def generate(out: str | Path, scans: int = 160, colors: int = 160, seed: int = 0
     atomic_write(root / "metadata" / "2019" / "2019000000000000", (json.dumps(records[0]) + "\n").encode())
     write_pages(out / "pages", np.random.default_rng([seed, 1]))
     write_json(out / "sample.json", params)
-    return root
 
 
 def draw_page(rng: np.random.Generator, w: int = 1000, h: int = 1400, colored: bool = False,

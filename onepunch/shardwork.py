@@ -7,12 +7,11 @@ then writes `NAME.stats.json` last: a shard whose stats carry the current digest
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 import time
 from pathlib import Path
 
-from onepunch.manifest import read_json, sha256_file, write_json
+from onepunch.manifest import AtomicFile, read_json, sha256_file, write_json
 
 TAR_MTIME = 1577836800  # fixed member mtime (2020-01-01): byte-identical shards
 
@@ -40,11 +39,10 @@ class ShardOut:
 
     def __init__(self, tar_path: str | Path):
         self.path = Path(tar_path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tar = tarfile.open(self.tmp, "w", format=tarfile.GNU_FORMAT)
+        self.file = AtomicFile(self.path)
+        self.tar = tarfile.open(fileobj=self.file.file, mode="w", format=tarfile.GNU_FORMAT)
         return self
 
     def add(self, name: str, data: bytes) -> None:
@@ -55,13 +53,15 @@ class ShardOut:
         self.tar.addfile(info, io.BytesIO(data))
 
     def __exit__(self, exc_type, *exc):
-        self.tar.close()
         if exc_type is not None:
-            self.tmp.unlink(missing_ok=True)
+            self.file.discard()
             return False
-        with open(self.tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self.path)
+        try:
+            self.tar.close()  # the end-of-archive blocks: can fail on a full disk too
+        except BaseException:
+            self.file.discard()
+            raise
+        self.file.commit()
         return False
 
     def finish(self, digest: str, count: int, **extra) -> dict:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -23,7 +24,8 @@ import torch.distributed as dist
 from torch import nn
 
 from onepunch.dist import Rank, rank_info
-from onepunch.errors import UserError
+from onepunch.errors import Stopped, UserError  # noqa: F401  (Stopped: raised by the stages)
+from onepunch.manifest import atomic_write
 
 
 @dataclass(frozen=True)
@@ -145,11 +147,11 @@ class Checkpoints:
 
 
 def save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """torch.save through the one atomic writer: serialised in memory first, so a full disk is a plain OSError
+    (torch's own file writer reports it as 'basic_ios::clear: iostream error') and no temp file is left."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, buf.getbuffer())
 
 
 def load_checkpoint(path: str | Path, kind: str) -> dict:
@@ -168,8 +170,18 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
     return ckpt
 
 
-class Stopped(Exception):
-    """Training stopped early on request (SIGTERM, Ctrl-C) after saving a checkpoint; a rerun resumes."""
+def load_model(path: str | Path, kind: str, build) -> tuple[nn.Module, dict]:
+    """(model in eval mode, metadata) from a checkpoint of `kind`: `build(config)` makes the module, the state dict
+    must fit it exactly. A checkpoint of the right kind with contents that do not fit is a UserError too."""
+    ck = load_checkpoint(path, kind)
+    try:
+        model = build(ck["config"])
+        model.load_state_dict(ck["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        detail = (str(e).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{path}: a {kind!r} checkpoint whose contents do not make a model "
+                        f"({type(e).__name__}: {detail})") from None
+    return model.eval(), {k: v for k, v in ck.items() if k != "state_dict"}
 
 
 class StopFlag:
@@ -232,10 +244,9 @@ def save_grid(rows: list[torch.Tensor], path: Path) -> None:
 
     rows = [r.float().cpu().expand(-1, 3, -1, -1) for r in rows]
     grid = torch.cat(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    save_image((grid + 1) / 2, tmp, nrow=rows[0].shape[0], padding=2, pad_value=1.0)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    save_image((grid + 1) / 2, buf, format="png", nrow=rows[0].shape[0], padding=2, pad_value=1.0)
+    atomic_write(path, buf.getbuffer())
 
 
 class ImagePool:

@@ -57,6 +57,21 @@ def demo_tables(work: Path, sample_dir: Path, **shards) -> dict:
     }
 
 
+@pytest.fixture(scope="session")
+def color_pt(tmp_path_factory) -> Path:
+    """A tiny colorizer with random weights: enough to test the plumbing around it."""
+    import torch
+
+    from onepunch.models import colorizer
+    from onepunch.stages.train_color import save_colorizer
+
+    torch.manual_seed(0)
+    g, _ = colorizer.build("tiny", frozen_encoder=False)
+    path = tmp_path_factory.mktemp("ckpt") / "color.pt"
+    save_colorizer(g.eval(), path, working_size=128)
+    return path
+
+
 @pytest.fixture
 def pipeline(tmp_path, sample_dir):
     """A factory: pipeline(**shards_overrides) -> loaded PipelineConfig writing under tmp_path."""

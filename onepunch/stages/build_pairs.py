@@ -53,10 +53,7 @@ def ckpt_path(cfg: PipelineConfig) -> Path:
 
 
 def _inputs(cfg: PipelineConfig) -> dict:
-    st = shards_stage.state(cfg)
-    if st != "done":
-        raise UserError(f"the shards stage is {st}: run `onepunch shards --pipeline {cfg.path}` first")
-    path = shards_stage.manifest_path(cfg)
+    path = shards_stage.ready(cfg)
     inputs = {"shards_manifest": str(path), "shards_manifest_sha256": sha256_file(path),
               "method": cfg.build_pairs.method}
     if cfg.build_pairs.method == "ckpt":
@@ -93,6 +90,21 @@ def _tasks(cfg: PipelineConfig, inputs: dict, shards_m: dict) -> list[dict]:
 
 def config_hash(cfg: PipelineConfig, inputs: dict) -> str:
     return digest({"settings": _settings(cfg), "inputs": inputs})
+
+
+def ready(cfg: PipelineConfig) -> Path:
+    """The manifest path, for a downstream stage, if every pairs shard it lists is there and it was built from the
+    current shards (its manifest is the truth, whatever the pipeline file now says); UserError otherwise."""
+    m = read_json(manifest_path(cfg))
+    rerun = f"`onepunch build-pairs --pipeline {cfg.path}`"
+    if m is None:
+        raise UserError(f"no pairs yet: run {rerun} first")
+    shards_m = shards_stage.ready(cfg)
+    if m["inputs"]["shards_manifest_sha256"] != sha256_file(shards_m):
+        raise UserError(f"the pairs were built from other shards than the current ones: rerun {rerun}")
+    if not all(is_done(t["output"], t["digest"]) for t in m["tasks"]):
+        raise UserError(f"pairs shards listed in {manifest_path(cfg)} are missing or changed: rerun {rerun}")
+    return manifest_path(cfg)
 
 
 def state(cfg: PipelineConfig) -> str:

@@ -46,7 +46,7 @@ def split(jobs: list[pages.Job], out: Path, name: str, rank: Rank | None) -> tup
 
 
 def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, record: Path | None = None,
-             log=None, rank: Rank | None = None) -> pages.Summary:
+             log=None, rank: Rank | None = None, overwrite: bool = False) -> pages.Summary:
     """Colorize every page of `inputs` (this rank's share of them) into `out`; returns the summary (failures
     included, never raised)."""
     from onepunch.colorize import Colorizer
@@ -60,7 +60,7 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
     summary = pages.run(jobs, lambda imgs: c.colorize_many(imgs, force=cc.force), fmt=cc.format,
                         quality=cc.quality, batch_size=cc.batch_size,
                         record=record or own_record,
-                        settings=_settings(cc, ckpt), log=log, what="colorize")
+                        settings=_settings(cc, ckpt), log=log, what="colorize", overwrite=overwrite)
     report(summary, out, log, "colored")
     return summary
 
@@ -81,10 +81,15 @@ def report(s: pages.Summary, out: Path, log, verb: str) -> None:
 
 
 def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: str, device: str,
-            batch_size: int, max_side: int, log=None, rank: Rank | None = None) -> pages.Summary:
+            batch_size: int, max_side: int, log=None, rank: Rank | None = None,
+            overwrite: bool = False) -> pages.Summary:
     """Color -> scan with scan.pt's generator (or XDoG) at full resolution, or with the longer side cut to max_side."""
     from onepunch.scanners import GeneratorScanner, XDoGScanner
 
+    if max_side != 0 and not 16 <= max_side <= 16384:
+        raise UserError(f"--max-side must be 0 (full size) or 16..16384, got {max_side}")
+    if not 1 <= batch_size <= 1024:
+        raise UserError(f"--batch-size must be 1..1024, got {batch_size}")
     log = log or console()
     jobs, record = split(pages.discover(inputs, out, fmt), out, "to-scan", rank)
     if method == "ckpt":
@@ -106,7 +111,8 @@ def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: 
 
     summary = pages.run(jobs, process, fmt=fmt, quality=95, batch_size=batch_size,
                         record=record,
-                        settings={**settings, "max_side": max_side, "format": fmt}, log=log, what="to-scan")
+                        settings={**settings, "max_side": max_side, "format": fmt}, log=log, what="to-scan",
+                        overwrite=overwrite)
     report(summary, out, log, "converted")
     return summary
 
@@ -142,7 +148,7 @@ def state(cfg: PipelineConfig) -> str:
     outputs = m.get("outputs", {})
     for j in jobs:
         e = outputs.get(str(j.source))
-        if not e or e["input_sha256"] != sha256_file(j.source):
+        if not e or e.get("failed") or e["input_sha256"] != sha256_file(j.source):
             return "stale"
         if not e.get("kept") and not (j.out.is_file() and sha256_file(j.out) == e["output_sha256"]):
             return "stale"

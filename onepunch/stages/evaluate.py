@@ -57,14 +57,11 @@ def ckpt_path(cfg: PipelineConfig) -> Path:
 
 
 def _inputs(cfg: PipelineConfig) -> dict:
-    st = build_pairs.state(cfg)
-    if st != "done":
-        raise UserError(f"the build-pairs stage is {st}: run `onepunch build-pairs --pipeline {cfg.path}` first")
+    pm = build_pairs.ready(cfg)
     ckpt = ckpt_path(cfg)
     if not ckpt.is_file():
         raise UserError(f"colorizer not found: {ckpt} (run `onepunch train-color --pipeline {cfg.path}` or give "
                         "--ckpt)")
-    pm = build_pairs.manifest_path(cfg)
     return {"ckpt": str(ckpt), "ckpt_sha256": sha256_file(ckpt), "pairs_manifest": str(pm),
             "pairs_manifest_sha256": sha256_file(pm)}
 

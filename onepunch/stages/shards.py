@@ -39,8 +39,9 @@ from rich.table import Table
 
 from onepunch import __version__, imageio, sources
 from onepunch.config import PipelineConfig, digest
-from onepunch.dist import Rank, rank_info
-from onepunch.manifest import FORMAT, exclusive, read_json, write_json
+from onepunch.dist import Rank, exit_with, rank_info
+from onepunch.errors import UserError
+from onepunch.manifest import FORMAT, AtomicFile, exclusive, read_json, write_json
 from onepunch.query import why_not
 from onepunch.shardwork import ShardOut, is_done, stats_path, wait_for
 from onepunch.ui import console as make_console
@@ -85,6 +86,18 @@ def state(cfg: PipelineConfig) -> str:
     return "done" if _up_to_date(cfg, m) else "stale"
 
 
+def ready(cfg: PipelineConfig) -> Path:
+    """The manifest path, for a downstream stage, if the shards it lists are all there (whatever config made them:
+    the manifest, not the pipeline file, is what downstream stages read); UserError otherwise."""
+    m = read_json(manifest_path(cfg))
+    if m is None:
+        raise UserError(f"no shards yet: run `onepunch shards --pipeline {cfg.path}` first")
+    if not _outputs_ok(m):
+        raise UserError(f"shards listed in {manifest_path(cfg)} are missing or changed: rerun `onepunch shards "
+                        f"--pipeline {cfg.path}`")
+    return manifest_path(cfg)
+
+
 def _up_to_date(cfg: PipelineConfig, m: dict) -> bool:
     if m.get("config_hash") != digest(config_for_hash(cfg)) or m.get("root") != str(shards_root(cfg)):
         return False
@@ -93,6 +106,10 @@ def _up_to_date(cfg: PipelineConfig, m: dict) -> bool:
             return False
     except Exception:  # an unreadable source cannot be up to date; the run itself reports why
         return False
+    return _outputs_ok(m)
+
+
+def _outputs_ok(m: dict) -> bool:
     root = Path(m["root"])
     for splits in m["domains"].values():
         for s in splits.values():
@@ -179,8 +196,9 @@ def _file_md5(path: str | None) -> str | None:
 _progress_queue = None  # set in each worker process
 
 
-def _init_worker(q):
+def _init_worker(q, run_pid: int):
     global _progress_queue
+    exit_with(run_pid)  # a killed run leaves no workers behind (nor, once they are gone, the forkserver)
     _progress_queue = q
     cv2.setNumThreads(1)  # one process per core already; OpenCV threads would fight them
     imageio.tune_allocator()
@@ -294,7 +312,7 @@ def _pool(workers: int):
     ctx = get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
     q = ctx.Queue()
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(q, os.getpid())) as pool:
         for _ in range(workers):
             pool.submit(int)  # starts every worker now, in the background
         yield pool, q
@@ -346,8 +364,7 @@ def _finalize(cfg: PipelineConfig, root: Path, tasks: list[Task], counters: dict
     domains = {d: {s: {"count": 0, "bytes": 0, "shards": []} for s in ("train", "val")} for d in cfg.domains}
     rejected = Counter(counters["rejected"])
     rejects_path = root / "rejects.jsonl"
-    tmp = rejects_path.with_name(f".{rejects_path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as out:  # streamed: memory does not grow with the number of rejects
+    with AtomicFile(rejects_path, "w") as out:  # streamed: memory does not grow with the number of rejects
         for rid, source, reason in counters["rejects"]:
             out.write(json.dumps({"id": rid, "source": source, "reason": reason}) + "\n")
         for t in tasks:
@@ -360,9 +377,15 @@ def _finalize(cfg: PipelineConfig, root: Path, tasks: list[Task], counters: dict
             rejected.update(st["rejected"])
             for rid, source, reason in st["rejects"]:
                 out.write(json.dumps({"id": rid, "source": source, "reason": reason}) + "\n")
-    os.replace(tmp, rejects_path)
     written = sum(s["count"] for d in domains.values() for s in d.values())
     n_rejected = sum(rejected.values())
+    if written == 0:  # nothing to record as done: say why, and leave no manifest that would call it done
+        why = "; ".join(f"[domains.{d}] filtered {dict(c.most_common(3))}" for d, c in counters["filtered"].items()
+                        if c)
+        raise UserError(f"no samples: {counters['seen']} record(s) read from {cfg.source.kind} source "
+                        f"{cfg.source.path!r}" + (f"; {why}" if why else "") +
+                        (f"; rejected {dict(rejected.most_common(3))} (see {rejects_path})" if rejected else "") +
+                        ": check source.path and the tag queries")
     m = {
         "stage": "shards", "format": FORMAT, "pipeline": cfg.name, "config": config_for_hash(cfg),
         "config_hash": digest(config_for_hash(cfg)), "source_fingerprint": sources.fingerprint(cfg.source),
@@ -406,6 +429,10 @@ def _summary(log: Console, m: dict, built: int, seconds: float) -> None:
     t = m["totals"]
     log.print(f"records {t['records']}, written {t['written']}, filtered {t['filtered']}, rejected {t['rejected']} "
               f"{m['rejected'] or ''}")
+    for d, splits in m["domains"].items():
+        if splits["train"]["count"] == 0:
+            log.print(f"[yellow]warning[/]: domain {d} has no train samples (filtered: {m['filtered'][d]}); "
+                      f"stages that need it will refuse to run: check [domains.{d}]")
     rate = built / seconds if seconds > 0 else 0.0
     log.print(f"processed {built} images in {seconds:.1f}s ({rate:.0f} img/s); rejected samples listed in "
               f"{m['rejects_file']}")

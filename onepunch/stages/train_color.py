@@ -50,10 +50,7 @@ def manifest_path(cfg: PipelineConfig, size: int | None = None) -> Path:
 
 
 def _inputs(cfg: PipelineConfig) -> dict:
-    st = build_pairs.state(cfg)
-    if st != "done":
-        raise UserError(f"the build-pairs stage is {st}: run `onepunch build-pairs --pipeline {cfg.path}` first")
-    path = build_pairs.manifest_path(cfg)
+    path = build_pairs.ready(cfg)
     inputs = {"pairs_manifest": str(path), "pairs_manifest_sha256": sha256_file(path)}
     if cfg.train_color.encoder_weights:
         w = Path(cfg.train_color.encoder_weights)
@@ -395,7 +392,5 @@ def save_colorizer(g: colorizer.Colorizer, path: Path, working_size: int, **meta
 
 def load_colorizer(path: str | Path) -> tuple[colorizer.Colorizer, dict]:
     """color.pt -> (colorizer in eval mode, metadata). Safe: weights_only, kind checked."""
-    ck = train.load_checkpoint(path, KIND)
-    g = colorizer.Colorizer(colorizer.ColorizerConfig(**ck["config"]), frozen_encoder=True)
-    g.load_state_dict(ck["state_dict"])
-    return g.eval(), {k: v for k, v in ck.items() if k != "state_dict"}
+    return train.load_model(path, KIND, lambda c: colorizer.Colorizer(colorizer.ColorizerConfig(**c),
+                                                                       frozen_encoder=True))

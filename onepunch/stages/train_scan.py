@@ -26,7 +26,6 @@ from rich.progress import TextColumn
 
 from onepunch import __version__, augment, data, imageio, metrics, train
 from onepunch.config import PipelineConfig, digest
-from onepunch.errors import UserError
 from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
 from onepunch.models import cyclegan
 from onepunch.stages import shards as shards_stage
@@ -48,10 +47,7 @@ def manifest_path(cfg: PipelineConfig) -> Path:
 
 
 def _inputs(cfg: PipelineConfig) -> dict:
-    path = shards_stage.manifest_path(cfg)
-    st = shards_stage.state(cfg)
-    if st != "done":
-        raise UserError(f"the shards stage is {st}: run `onepunch shards --pipeline {cfg.path}` first")
+    path = shards_stage.ready(cfg)
     return {"shards_manifest": str(path), "shards_manifest_sha256": sha256_file(path)}
 
 
@@ -360,7 +356,4 @@ def save_generator(gen: cyclegan.Generator, path: Path, **meta) -> None:
 
 def load_generator(path: str | Path) -> tuple[cyclegan.Generator, dict]:
     """scan.pt -> (generator in eval mode, the checkpoint's metadata). Safe: weights_only, kind checked."""
-    ck = train.load_checkpoint(path, KIND)
-    g = cyclegan.generator_from_config(ck["config"])
-    g.load_state_dict(ck["state_dict"])
-    return g.eval(), {k: v for k, v in ck.items() if k != "state_dict"}
+    return train.load_model(path, KIND, cyclegan.generator_from_config)
