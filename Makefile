@@ -4,7 +4,7 @@ VENV := .venv
 RUN := $(VENV)/bin
 PIPELINE ?= pipelines/demo.toml
 
-.PHONY: help setup demo shards status test bench lint clean
+.PHONY: help setup demo shards status test bench lint clean realdata realdata-table
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,20 @@ status: setup  ## Show which stages are done, stale or missing
 
 test: setup  ## Run the test suite (fast tier; what CI runs)
 	$(RUN)/pytest
+
+REALDATA_SETS ?= fluent emojione
+
+realdata: setup  ## Real (scan, color) pairs from npm emoji sets into data/realdata/ (needs npm and rsvg-convert or CairoSVG)
+	$(RUN)/python scripts/realdata.py
+
+realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, ~30 min a set) and eval on the real pairs
+	set -e; for s in $(REALDATA_SETS); do \
+	  for p in realdata-$$s realdata-$$s-xdog; do \
+	    $(RUN)/onepunch shards -p pipelines/$$p.toml; done; \
+	  $(RUN)/onepunch train-scan -p pipelines/realdata-$$s.toml; \
+	  for p in realdata-$$s realdata-$$s-xdog realdata-$$s-oracle; do \
+	    $(RUN)/onepunch build-pairs -p pipelines/$$p.toml; $(RUN)/onepunch train-color -p pipelines/$$p.toml; done; \
+	  $(RUN)/onepunch eval -p pipelines/realdata-$$s.toml; done
 
 bench: setup  ## Run the benchmarks (results go to BENCHMARKS.md by hand)
 	$(RUN)/python bench/bench_shards.py

@@ -61,7 +61,10 @@ def train_scan(
 def build_pairs(
     pipeline: Pipeline = DEFAULT_PIPELINE,
     ckpt: Annotated[str | None, typer.Option(help="Scan generator (scan.pt); default <out_dir>/train-scan/scan.pt.")] = None,
-    method: Annotated[str | None, typer.Option(help="ckpt (the generator) or xdog (analytic baseline).")] = None,
+    method: Annotated[str | None, typer.Option(help="ckpt (the generator), xdog (analytic baseline) or folder "
+                                                   "(the pairs in --pairs-dir alone).")] = None,
+    pairs_dir: Annotated[str | None, typer.Option(help="Aligned pairs you own: a folder with scan/ and color/ of the "
+                                                       "same file names (overrides build_pairs.pairs_dir).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override build_pairs.batch_size.")] = None,
     workers: Annotated[int | None, typer.Option(help="Override build_pairs.workers (decode processes).")] = None,
     device: Annotated[str | None, typer.Option(help="Override build_pairs.device (auto, cpu, cuda).")] = None,
@@ -69,7 +72,7 @@ def build_pairs(
     world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):
     """Run the scan generator over every color shard; write paired (scan, color) shards."""
-    cfg = config.load(pipeline, {"build_pairs.ckpt": ckpt, "build_pairs.method": method,
+    cfg = config.load(pipeline, {"build_pairs.ckpt": ckpt, "build_pairs.method": method, "build_pairs.pairs_dir": pairs_dir,
                                  "build_pairs.batch_size": batch_size, "build_pairs.workers": workers,
                                  "build_pairs.device": device})
     from onepunch.dist import rank_info
@@ -106,10 +109,12 @@ def eval_(
     max_images: Annotated[int | None, typer.Option(help="Override eval.max_images.")] = None,
     working_size: Annotated[int | None, typer.Option(help="Override eval.working_size.")] = None,
     device: Annotated[str | None, typer.Option(help="Override eval.device (auto, cpu, cuda).")] = None,
+    pairs: Annotated[str | None, typer.Option("--pairs", help="True (scan, color) pairs to measure on: a folder with "
+                                                             "scan/ and color/ (overrides eval.real_pairs).")] = None,
 ):
     """Measure a colorizer on the held-out pairs, next to baselines: metrics.json and report.html."""
     cfg = config.load(pipeline, {"eval.ckpt": ckpt, "eval.max_images": max_images,
-                                 "eval.working_size": working_size, "eval.device": device})
+                                 "eval.working_size": working_size, "eval.device": device, "eval.real_pairs": pairs})
     from onepunch.stages import evaluate as stage
 
     stage.run(cfg)

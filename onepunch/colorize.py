@@ -7,9 +7,9 @@
 A page of any size and mode is colorized at a working resolution (its longer side is `working_size`, rounded up to
 what the net needs, never upscaled), and the result is brought back to the page's full resolution in CIE Lab, in one
 of two ways (`transfer`):
-- detail (default): L = L_net + (L_page - L_page_at_working_size), upsampled: the net decides the luminance of flat
-  regions (line art has none to give: a fill is white paper in the scan), the page contributes every detail finer than
-  the working resolution, so lines and lettering are as sharp as the input.
+- detail (default): L = L_net + (L_page - L_page_at_working_size), upsampled: the net decides the luminance of
+  everything it sees at its resolution (a white fill of line art, a solid black that the colorist colors), the page
+  contributes every detail finer than the working resolution, so lines and lettering are as sharp as the input.
 - luminance: L = L_page exactly, only the chroma comes from the net: for toned manga pages whose greys are already
   the final values.
 Either way the chroma (a, b) is scaled by min(1, L_out / L_net), so thin black lines, which the low-resolution output
@@ -112,10 +112,11 @@ def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray) -> np
 
     def strip(y0: int, y1: int) -> np.ndarray:
         lab = cv2.cvtColor(_rows(color, h, w, y0, y1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
-        page_l = _L_OF_GREY[grey[y0:y1]]
-        detail = page_l - _rows(work_l, h, w, y0, y1)
-        # Never lighter than the page: its ink (lines, lettering, solid blacks, tones) is kept, as a multiply layer.
-        light = np.minimum(np.clip(lab[..., 0] + detail, 0, 100), page_l)
+        detail = _L_OF_GREY[grey[y0:y1]] - _rows(work_l, h, w, y0, y1)
+        # The net decides the luminance of everything it sees at its resolution, solid blacks included: inkers fill
+        # shapes with black that the colorist colors (measured on real pairs: clamping the result to be no lighter
+        # than the page kept those fills black and cost 3 dB, README "Real data"). The page adds what is finer.
+        light = np.clip(lab[..., 0] + detail, 0, 100)
         lab[..., 1:] *= np.minimum(1.0, light / np.maximum(lab[..., 0], 1.0))[..., None]
         lab[..., 0] = light
         return _to_rgb(lab)

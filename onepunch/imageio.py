@@ -21,7 +21,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # never grey-fill a broken file
 # Reason codes a sample can be rejected with (also used by the planner for metadata-level checks).
 REASONS = (
     "missing_file", "empty_file", "not_an_image", "truncated", "decompression_bomb", "animated",
-    "unsupported_mode", "too_small", "aspect", "duplicate_md5", "duplicate_id", "read_error", "archive_bomb",
+    "unsupported_mode", "too_small", "aspect", "duplicate_md5", "duplicate_id", "read_error", "archive_bomb", "size_mismatch",
 )
 
 GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N")

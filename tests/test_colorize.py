@@ -68,9 +68,9 @@ def test_every_input_kind_keeps_its_size_and_its_lines(tmp_path, color_pt):
         out = Image.open(tmp_path / "out" / "in" / Path(name).with_suffix(".png"))
         assert out.mode == "RGB" and out.size == img.size, name
         grey = np.asarray(Image.open(tmp_path / "in" / name).convert("L")) if name != "sub/alpha.png" else None
-        if grey is not None and name != "deep.png":
-            lines = grey < 40
-            assert luma(out)[lines].mean() < 60, f"{name}: lines must stay dark"
+        if grey is not None and name != "deep.png":  # the page's lines are in the output, whatever the net did
+            f1 = metrics.line_f1(grey, luma(out))["edge_f1"]
+            assert f1 > 0.6, f"{name}: line F1 {f1:.2f}"
     # The transparent page: its hidden pixels are composited on white, not exposed.
     alpha = np.asarray(Image.open(tmp_path / "out" / "in" / "sub" / "alpha.png").convert("L"))
     assert alpha.mean() > 100
@@ -210,10 +210,8 @@ def test_transfers_keep_the_page_luminance_and_black_lines():
     assert luma(Image.fromarray(detail))[lines].mean() < 60  # the page's lines come back at full size
     paper = grey > 240
     assert np.abs(detail[paper].astype(int) - (200, 60, 60)).mean() < 25  # flat regions keep the net's color
-    same = transfer_detail(small, small, flat)  # at the working size: the net's output, under the page's ink
-    assert np.abs(same[small > 240].astype(int) - (200, 60, 60)).max() <= 2
-    dark = small < 150
-    assert dark.any() and (luma(Image.fromarray(same))[dark] <= small[dark].astype(int) + 8).all()  # never lighter
+    same = transfer_detail(small, small, flat)  # at the working size: the net's output, solid blacks included
+    assert np.abs(same.astype(int) - (200, 60, 60)).max() <= 2
 
 
 def test_to_scan_with_the_generator_and_with_xdog(tmp_path):

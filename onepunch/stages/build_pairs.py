@@ -2,6 +2,7 @@
 
     onepunch build-pairs --ckpt runs/demo/train-scan/scan.pt            # default: the pipeline's own scan.pt
     onepunch build-pairs --method xdog                                  # the analytic baseline, no weights
+    onepunch build-pairs --method folder --pairs-dir mine/              # pairs you own (scan/, color/): no shards
     torchrun --nproc_per_node 8 -m onepunch build-pairs --ckpt scan.pt --pipeline pipelines/danbooru2020.toml
 
 One output shard per input color shard (train and val): `runs/<pipeline>/pairs/<split>-NNNNNN.tar`, each sample
@@ -9,7 +10,9 @@ One output shard per input color shard (train and val): `runs/<pipeline>/pairs/<
 (the color sample's metadata plus how the scan was made). Loader processes decode, the main process runs the
 generator in batches of same-size images, a writer thread encodes and writes, so the three overlap. A shard's digest
 covers its input shard's sha256, the checkpoint's sha256 and the settings: a rerun skips done shards, a new checkpoint
-rebuilds them all, a killed run resumes byte-identical.
+rebuilds them all, a killed run resumes byte-identical. Pairs a user owns (`pairs_dir`: scan/ and color/ with the same
+file names) become `folder-<split>-NNNNNN.tar` shards with the same members, alone (`method = "folder"`) or beside the
+generated ones.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import platform
 import queue
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from onepunch import __version__, data, imageio, train
+from onepunch import __version__, data, imageio, pairs, train
 from onepunch.config import PipelineConfig, digest
 from onepunch.dist import Rank, rank_info
 from onepunch.errors import UserError
@@ -53,9 +57,13 @@ def ckpt_path(cfg: PipelineConfig) -> Path:
 
 
 def _inputs(cfg: PipelineConfig) -> dict:
-    path = shards_stage.ready(cfg)
-    inputs = {"shards_manifest": str(path), "shards_manifest_sha256": sha256_file(path),
-              "method": cfg.build_pairs.method}
+    inputs = {"method": cfg.build_pairs.method}
+    if cfg.build_pairs.method != "folder":  # folder pairs alone need no shards
+        path = shards_stage.ready(cfg)
+        inputs.update(shards_manifest=str(path), shards_manifest_sha256=sha256_file(path))
+    if cfg.build_pairs.pairs_dir:
+        found = pairs.find(cfg.build_pairs.pairs_dir)
+        inputs.update(pairs_dir=cfg.build_pairs.pairs_dir, pairs_dir_fingerprint=pairs.fingerprint(found))
     if cfg.build_pairs.method == "ckpt":
         ck = ckpt_path(cfg)
         if not ck.is_file():
@@ -76,8 +84,34 @@ def _settings(cfg: PipelineConfig) -> dict:
     return s
 
 
-def _tasks(cfg: PipelineConfig, inputs: dict, shards_m: dict) -> list[dict]:
-    """One task per input color shard, in manifest order."""
+def _tasks(cfg: PipelineConfig, inputs: dict) -> list[dict]:
+    """One task per input color shard, in manifest order; then the folder pairs, in shards of samples_per_shard."""
+    tasks = []
+    if "shards_manifest" in inputs:
+        tasks += _generated_tasks(cfg, inputs, read_json(inputs["shards_manifest"]))
+    if cfg.build_pairs.pairs_dir:
+        tasks += _folder_tasks(cfg)
+    return tasks
+
+
+def _folder_tasks(cfg: PipelineConfig) -> list[dict]:
+    """Pairs the user owns, split into train/val by a hash of the name (the shards rule); a task's digest covers its
+    files' names, sizes and mtimes and the settings."""
+    found = pairs.find(cfg.build_pairs.pairs_dir)
+    by_split = {s: [p for p in found if shards_stage.split_of(cfg, p.name) == s] for s in SPLITS}
+    settings = {**_settings(cfg), "max_side": cfg.shards.max_side, "image_format": cfg.shards.image_format,
+                "jpeg_quality": cfg.shards.jpeg_quality}
+    tasks, n = [], cfg.shards.samples_per_shard
+    for split, items in by_split.items():
+        for i in range(0, len(items), n):
+            chunk = items[i: i + n]
+            tasks.append({"split": split, "pairs": [[p.name, str(p.scan), str(p.color)] for p in chunk],
+                          "count": len(chunk), "output": str(out_root(cfg) / f"folder-{split}-{i // n:06d}.tar"),
+                          "digest": digest({"fingerprint": pairs.fingerprint(chunk), "settings": settings})})
+    return tasks
+
+
+def _generated_tasks(cfg: PipelineConfig, inputs: dict, shards_m: dict) -> list[dict]:
     root_in, tasks = Path(shards_m["root"]), []
     for split in SPLITS:
         for s in shards_m["domains"]["colors"][split]["shards"]:
@@ -99,8 +133,8 @@ def ready(cfg: PipelineConfig) -> Path:
     rerun = f"`onepunch build-pairs --pipeline {cfg.path}`"
     if m is None:
         raise UserError(f"no pairs yet: run {rerun} first")
-    shards_m = shards_stage.ready(cfg)
-    if m["inputs"]["shards_manifest_sha256"] != sha256_file(shards_m):
+    shards_m = shards_stage.ready(cfg) if "shards_manifest_sha256" in m["inputs"] else None
+    if shards_m and m["inputs"]["shards_manifest_sha256"] != sha256_file(shards_m):
         raise UserError(f"the pairs were built from other shards than the current ones: rerun {rerun}")
     if not all(is_done(t["output"], t["digest"]) for t in m["tasks"]):
         raise UserError(f"pairs shards listed in {manifest_path(cfg)} are missing or changed: rerun {rerun}")
@@ -197,14 +231,16 @@ def run(cfg: PipelineConfig, rank: Rank | None = None) -> dict | None:
     if state(cfg) == "done":
         log.print(f"[green]build-pairs up to date[/]: {manifest_path(cfg)}; nothing to do")
         return read_json(manifest_path(cfg))
-    shards_m = read_json(inputs["shards_manifest"])
-    tasks = _tasks(cfg, inputs, shards_m)
+    tasks = _tasks(cfg, inputs)
     lock = out_root(cfg) / (".lock" if rank.world == 1 else f".lock-{rank.rank}-of-{rank.world}")
     with exclusive(lock, "onepunch build-pairs"):
         env = train.setup(cfg.build_pairs.device)
         mine = [(i, t) for i, t in enumerate(tasks) if rank.owns(i) and not is_done(t["output"], t["digest"])]
         t0 = time.perf_counter()
-        n = _build(cfg, inputs, mine, env, log) if mine else 0
+        generated = [(i, t) for i, t in mine if "pairs" not in t]
+        n = _build(cfg, inputs, generated, env, log) if generated else 0
+        if folder := [t for _, t in mine if "pairs" in t]:
+            n += _build_folder(cfg, folder, log)
         items = [(Path(t["output"]), t["digest"]) for t in tasks]
         if not all(is_done(p, d) for p, d in items):
             if rank.launched and rank.is_main:
@@ -269,19 +305,56 @@ def _build(cfg: PipelineConfig, inputs: dict, mine: list[tuple[int, dict]], env:
     return done
 
 
+def _build_folder(cfg: PipelineConfig, tasks: list[dict], log) -> int:
+    """Write the user's own pairs as pairs shards: the same members as generated ones; a bad or mismatched pair is
+    skipped and counted by reason (never altered)."""
+    b, s = cfg.build_pairs, cfg.shards
+    done = 0
+    with progress(log) as bar:
+        task_bar = bar.add_task("folder pairs", total=sum(t["count"] for t in tasks), unit="pair")
+        for t in tasks:
+            rejected, count = Counter(), 0
+            with ShardOut(t["output"]) as out:
+                for name, scan_path, color_path in t["pairs"]:
+                    p = pairs.Pair(name, Path(scan_path), Path(color_path))
+                    try:
+                        scan, color = pairs.load(p, s.max_side)
+                    except imageio.Reject as e:
+                        rejected[e.reason] += 1
+                        continue
+                    except OSError:
+                        rejected["read_error"] += 1
+                        continue
+                    meta = {"id": p.key, "source": f"pairs:{name}", "width": int(color.shape[1]),
+                            "height": int(color.shape[0]), "scan": {"method": "folder"}}
+                    out.add(f"{p.key}.color.{s.image_format}",
+                            imageio.encode(Image.fromarray(color, "RGB"), s.image_format, s.jpeg_quality))
+                    out.add(f"{p.key}.scan.{b.scan_format}",
+                            imageio.encode(Image.fromarray(scan, "L"), b.scan_format, b.jpeg_quality))
+                    out.add(f"{p.key}.json", json.dumps(meta, sort_keys=True).encode())
+                    count += 1
+                    bar.advance(task_bar)
+            out.finish(t["digest"], count, rejected=dict(sorted(rejected.items())))
+            done += count
+    return done
+
+
 def _finalize(cfg: PipelineConfig, inputs: dict, tasks: list[dict]) -> dict:
     splits = {s: {"count": 0, "bytes": 0, "shards": []} for s in SPLITS}
+    rejected = Counter()
     for t in tasks:
         st = read_json(stats_path(t["output"]))
+        rejected.update(st.get("rejected", {}))
         e = splits[t["split"]]
         e["shards"].append({"path": Path(t["output"]).name, "count": st["count"], "bytes": st["bytes"],
                             "sha256": st["sha256"]})
         e["count"] += st["count"]
         e["bytes"] += st["bytes"]
-    lost = sum(t["count"] for t in tasks) - sum(e["count"] for e in splits.values())
+    lost = sum(t["count"] for t in tasks) - sum(e["count"] for e in splits.values()) - sum(rejected.values())
     m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": cfg.section("build_pairs"),
          "config_hash": config_hash(cfg, inputs), "inputs": inputs, "root": str(out_root(cfg)), "splits": splits,
          "tasks": tasks, "totals": {"pairs": sum(e["count"] for e in splits.values()), "missing": lost},
+         "rejected": dict(sorted(rejected.items())),
          "members": {"color": f"color.{cfg.shards.image_format}", "scan": f"scan.{cfg.build_pairs.scan_format}",
                      "json": "json"},
          "versions": {"onepunch": __version__, "torch": torch.__version__, "python": platform.python_version()}}

@@ -3,9 +3,12 @@
     onepunch eval --pipeline pipelines/demo.toml                  # the pipeline's color.pt
     onepunch eval --ckpt other/color.pt --pipeline pipelines/demo.toml
 
-Sets: "pairs", the held-out (val) pairs of build-pairs (generated scan -> true color); and, when the source is the
-embedded sample, "true_lineart", the same colors from their true line art. Every image is colorized the way users'
-pages are (Colorizer: working size, color transferred onto the scan's luminance), at its shard size.
+Sets: "pairs", the held-out (val) pairs of build-pairs (generated scan -> true color); when the source is the
+embedded sample, "true_lineart", the same colors from their true line art; with `[eval] real_pairs = DIR` (or
+`--pairs DIR`), "real", true scans -> true colors (the colorizer and the `[eval] compare` colorizers side by side), and
+"real_scans", true colors -> scans against the true ink (the scan generator next to XDoG, greyscale and a white page).
+Every image is colorized the way users' pages are (Colorizer: working size, color transferred onto the scan's
+luminance), at its own size.
 
 Methods, all scored against the true color: the colorizer; "scan" (the input scan itself, as RGB); "greyscale" (the
 truth's own luminance: what a greyscale-identity colorizer scores when its input is the greyscale of the truth);
@@ -30,17 +33,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from onepunch import __version__, data, fid, metrics
+from onepunch import __version__, data, fid, imageio, metrics, pairs, train
 from onepunch.colorize import Colorizer, luma, transfer_color
 from onepunch.config import PipelineConfig, digest
+from onepunch.dist import Rank
 from onepunch.errors import UserError
 from onepunch.manifest import FORMAT, atomic_write, judge, read_json, sha256_file, write_json
+from onepunch.scanners import GeneratorScanner, XDoGScanner
 from onepunch.stages import build_pairs, train_color, train_scan
 from onepunch.ui import console, progress
 
 NAME = "eval"
-METHODS = ("colorizer", "scan", "greyscale", "mean_color")
-COMPETITORS = ("colorizer", "scan", "mean_color")  # greyscale is handed the truth's luminance: a reference
+BASELINES = ("scan", "greyscale", "mean_color")  # greyscale is handed the truth's luminance: a reference
 CELL = 192
 
 
@@ -62,8 +66,26 @@ def _inputs(cfg: PipelineConfig) -> dict:
     if not ckpt.is_file():
         raise UserError(f"colorizer not found: {ckpt} (run `onepunch train-color --pipeline {cfg.path}` or give "
                         "--ckpt)")
-    return {"ckpt": str(ckpt), "ckpt_sha256": sha256_file(ckpt), "pairs_manifest": str(pm),
-            "pairs_manifest_sha256": sha256_file(pm)}
+    inputs = {"ckpt": str(ckpt), "ckpt_sha256": sha256_file(ckpt), "pairs_manifest": str(pm),
+              "pairs_manifest_sha256": sha256_file(pm)}
+    if cfg.eval.real_pairs:
+        inputs["real_pairs"] = pairs.fingerprint(pairs.find(cfg.eval.real_pairs))
+        for name, path in sorted(cfg.eval.compare.items()):
+            if not Path(path).is_file():
+                raise UserError(f"eval.compare {name}: colorizer not found: {path}")
+            inputs[f"compare_{name}_sha256"] = sha256_file(path)
+        if (scan := scan_ckpt_path(cfg)) is not None:
+            inputs["scan_ckpt_sha256"] = sha256_file(scan)
+    return inputs
+
+
+def scan_ckpt_path(cfg: PipelineConfig) -> Path | None:
+    if cfg.eval.scan_ckpt:
+        if not Path(cfg.eval.scan_ckpt).is_file():
+            raise UserError(f"eval.scan_ckpt not found: {cfg.eval.scan_ckpt}")
+        return Path(cfg.eval.scan_ckpt)
+    default = Path(cfg.out_dir) / "train-scan" / "scan.pt"
+    return default if default.is_file() else None
 
 
 def _settings(cfg: PipelineConfig) -> dict:
@@ -131,14 +153,28 @@ def image_metrics(out: np.ndarray, truth: np.ndarray, scan: np.ndarray) -> dict:
             **metrics.line_f1(scan, luma(Image.fromarray(out)))}
 
 
-def _outputs(c: Colorizer, items: list, mean_rgb: np.ndarray, log, label: str) -> dict[str, list[np.ndarray]]:
-    outs = {m: [] for m in METHODS}
+def _real_pairs(cfg: PipelineConfig) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, true scan, true color) for the first max_images real pairs; a bad pair is skipped with a note."""
+    out = []
+    for p in pairs.find(cfg.eval.real_pairs)[: cfg.eval.max_images]:
+        try:
+            out.append((p.name, *pairs.load(p)))
+        except (imageio.Reject, OSError) as e:
+            console().print(f"[yellow]skipped[/] real pair {p.name}: {e}")
+    return out
+
+
+def _outputs(colorizers: dict[str, Colorizer], items: list, mean_rgb: np.ndarray, log,
+             label: str) -> dict[str, list[np.ndarray]]:
+    outs = {m: [] for m in [*colorizers, *BASELINES]}
+    batch = next(iter(colorizers.values())).batch_size
     with progress(log) as bar:
         task = bar.add_task(f"eval {label}", total=len(items), unit="img")
-        for s in range(0, len(items), c.batch_size):
-            part = items[s: s + c.batch_size]
-            outs["colorizer"] += [np.asarray(im) for im in
-                                  c.colorize_many([Image.fromarray(scan, "L") for _, scan, _ in part], force=True)]
+        for s in range(0, len(items), batch):
+            part = items[s: s + batch]
+            for name, c in colorizers.items():
+                outs[name] += [np.asarray(im) for im in
+                               c.colorize_many([Image.fromarray(scan, "L") for _, scan, _ in part], force=True)]
             for _, scan, truth in part:
                 outs["scan"].append(np.repeat(scan[..., None], 3, 2))
                 outs["greyscale"].append(np.repeat(luma(Image.fromarray(truth))[..., None], 3, 2))
@@ -148,11 +184,38 @@ def _outputs(c: Colorizer, items: list, mean_rgb: np.ndarray, log, label: str) -
     return outs
 
 
+def _scan_outputs(scanners: dict, items: list, log) -> dict[str, list[np.ndarray]]:
+    """Each scanner (and greyscale, white) on the true colors: uint8 (H, W) scans."""
+    outs = {m: [] for m in [*scanners, "greyscale", "white"]}
+    with progress(log) as bar:
+        task = bar.add_task("eval real_scans", total=len(items), unit="img")
+        for _, scan, color in items:
+            t = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))
+            for name, scanner in scanners.items():
+                outs[name].append(scanner([t])[0])
+            outs["greyscale"].append(luma(Image.fromarray(color)))
+            outs["white"].append(np.full_like(scan, 255))
+            bar.update(task, advance=1)
+    return outs
+
+
+def evaluate_scans(items: list, outs: dict) -> dict:
+    """PSNR and SSIM of each method's scans against the true ink drawings."""
+    def unit(a):
+        return torch.tensor(a)[None, None].float() / 255
+    table = {}
+    for m, scans in outs.items():
+        rows = [(metrics.psnr(unit(o), unit(t)), metrics.ssim(unit(o), unit(t)))
+                for o, (_, t, _) in zip(scans, items, strict=True)]
+        table[m] = {"psnr": float(np.mean([r[0] for r in rows])), "ssim": float(np.mean([r[1] for r in rows]))}
+    return table
+
+
 def evaluate_set(items: list, outs: dict, features) -> dict:
     table = {}
     truths = [t for _, _, t in items]
     truth_feats = _feats(features, truths) if features else None
-    for m in METHODS:
+    for m in outs:
         rows = [image_metrics(o, t, s) for o, (_, s, t) in zip(outs[m], items, strict=True)]
         table[m] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         if features:
@@ -176,15 +239,37 @@ def _fit(rgb: np.ndarray, box: int = CELL) -> Image.Image:
     return cell
 
 
-def grid(items: list, outs: dict, n: int) -> Image.Image:
-    """Rows of scan | colorizer | truth | mean-color baseline."""
-    rows = items[:n]
-    img = Image.new("RGB", (4 * CELL + 5 * 4, len(rows) * (CELL + 4) + 4), (235, 235, 235))
-    for r, (_, scan, truth) in enumerate(rows):
-        cells = [np.repeat(scan[..., None], 3, 2), outs["colorizer"][r], truth, outs["mean_color"][r]]
+def _rgb(a: np.ndarray) -> np.ndarray:
+    return np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a
+
+
+def grid(rows: list[list[np.ndarray]]) -> Image.Image:
+    """Rows of cells (uint8 grey or RGB images), each fitted into a CELL square."""
+    cols = len(rows[0])
+    img = Image.new("RGB", (cols * CELL + (cols + 1) * 4, len(rows) * (CELL + 4) + 4), (235, 235, 235))
+    for r, cells in enumerate(rows):
         for c, cell in enumerate(cells):
-            img.paste(_fit(cell), (4 + c * (CELL + 4), 4 + r * (CELL + 4)))
+            img.paste(_fit(_rgb(cell)), (4 + c * (CELL + 4), 4 + r * (CELL + 4)))
     return img
+
+
+def _generators(methods) -> list[str]:
+    return [m for m in methods if m not in (*BASELINES, "white")]
+
+
+def grid_columns(s: dict) -> list[str]:
+    if s["kind"] == "scan":
+        return ["color", *_generators(s["methods"]), "true scan"]
+    return ["scan", *_generators(s["methods"]), "truth", "mean_color"]
+
+
+def grid_rows(items: list, outs: dict, kind: str, n: int) -> list[list[np.ndarray]]:
+    """scan sets: color | each scanner | true scan; color sets: scan | each colorizer | truth | mean_color."""
+    gens = _generators(outs)
+    if kind == "scan":
+        return [[color, *(outs[m][r] for m in gens), scan] for r, (_, scan, color) in enumerate(items[:n])]
+    return [[scan, *(outs[m][r] for m in gens), truth, outs["mean_color"][r]]
+            for r, (_, scan, truth) in enumerate(items[:n])]
 
 
 def _png(img: Image.Image) -> bytes:
@@ -207,28 +292,31 @@ def report_html(result: dict, grids: dict[str, bytes]) -> str:
              f"<h1>onepunch eval: {e(result['pipeline'])}</h1>",
              f"<p>Checkpoint <code>{e(result['ckpt'])}</code> (sha256 {e(result['ckpt_sha256'][:12])}), working size "
              f"{result['working_size']} px.</p>",
-             "<p class='note'>Bold: best of the colorizer and the scan and mean_color baselines. Lower is better for "
+             "<p class='note'>Bold: best of the methods that compete (greyscale and white are references). Lower is better for "
              "CIEDE2000, colorfulness gap, FID and KID; higher for the rest. Baselines: <b>scan</b> the input itself; "
              "<b>mean_color</b> the mean training color on the scan's luminance. <b>greyscale</b> (the truth's own "
              "luminance) is a reference, not a competitor: it is given what a colorizer has to guess.</p>"]
     for name, s in result["sets"].items():
         t = s["metrics"]
-        cols = [k for k in t["colorizer"]]
+        methods, competitors = s["methods"], s["competitors"]
+        cols = [k for k in t[methods[0]]]
         parts.append(f"<h2>{e(name)}: {s['images']} images ({e(s['description'])})</h2><table><tr><th>method</th>"
                      + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
         best = {}
         for c in cols:
-            vals = [t[m][c] for m in COMPETITORS if not np.isnan(t[m][c])]
+            vals = [t[m][c] for m in competitors if not np.isnan(t[m][c])]
             if vals and c != "colorfulness":
                 best[c] = min(vals) if c in LOWER_IS_BETTER else max(vals)
-        for m in METHODS:
-            parts.append(f"<tr><td>{m}</td>" + "".join(
-                f"<td class='{'best' if m in COMPETITORS and best.get(c) == t[m][c] else ''}'>{t[m][c]:.4g}</td>"
+        for m in methods:
+            parts.append(f"<tr><td>{e(m)}</td>" + "".join(
+                f"<td class='{'best' if m in competitors and best.get(c) == t[m][c] else ''}'>{t[m][c]:.4g}</td>"
                 for c in cols) + "</tr>")
-        parts.append(f"<tr><td>truth</td><td colspan='{len(cols)}'>colorfulness {t['truth']['colorfulness']:.4g}"
-                     "</td></tr></table>")
+        if "truth" in t:
+            parts.append(f"<tr><td>truth</td><td colspan='{len(cols)}'>colorfulness {t['truth']['colorfulness']:.4g}"
+                         "</td></tr>")
+        parts.append("</table>")
         if name in grids:
-            parts.append(f"<p>scan | colorizer | truth | mean_color</p><img alt='{e(name)} grid' "
+            parts.append(f"<p>{' | '.join(map(e, grid_columns(s)))}</p><img alt='{e(name)} grid' "
                          f"src='data:image/png;base64,{base64.b64encode(grids[name]).decode()}'>")
     parts.append(f"<p class='note'>{e(result['fid_note'])}</p></body></html>")
     return "\n".join(parts)
@@ -245,28 +333,49 @@ def run(cfg: PipelineConfig) -> dict:
     t0 = time.perf_counter()
     ec = cfg.eval
     pm = read_json(inputs["pairs_manifest"])
-    split, pairs = _val_pairs(cfg, pm)
-    if not pairs:
+    split, val = _val_pairs(cfg, pm)
+    if not val:
         raise UserError("no pairs to evaluate: the build-pairs output is empty")
     c = Colorizer(inputs["ckpt"], device=ec.device, working_size=ec.working_size, batch_size=8)
     features, fid_note = fid.extractor(c.device) if ec.fid else (None, "FID/KID off (eval.fid = false)")
     mean_rgb = _mean_color(pm)
-    sets = {"pairs": (pairs, f"{split} split of build-pairs: generated scan -> true color")}
-    if truth := _true_lineart(cfg, pairs):
-        sets["true_lineart"] = (truth, "the same colors from their true line art (embedded sample)")
+    mine = {"colorizer": c}
+    sets = {"pairs": (val, mine, f"{split} split of build-pairs: generated scan -> true color")}
+    if truth := _true_lineart(cfg, val):
+        sets["true_lineart"] = (truth, mine, "the same colors from their true line art (embedded sample)")
+    real = _real_pairs(cfg) if ec.real_pairs else []
+    if real:
+        others = {name: Colorizer(path, device=ec.device, working_size=ec.working_size, batch_size=8)
+                  for name, path in sorted(ec.compare.items())}
+        sets["real"] = (real, {**mine, **others}, f"true scans -> true colors, {ec.real_pairs}")
     out = run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     result = {"pipeline": cfg.name, "ckpt": inputs["ckpt"], "ckpt_sha256": inputs["ckpt_sha256"],
               "working_size": c.working_size, "fid_note": fid_note,
               "mean_color": [round(float(v), 2) for v in mean_rgb], "sets": {}}
     grids = {}
-    for name, (items, desc) in sets.items():
-        outs = _outputs(c, items, mean_rgb, log, name)
-        result["sets"][name] = {"images": len(items), "description": desc,
-                                "metrics": evaluate_set(items, outs, features)}
+
+    def add(name: str, items: list, outs: dict, entry: dict) -> None:
+        result["sets"][name] = {"images": len(items), **entry}
         if ec.grid_images:
-            grids[name] = _png(grid(items, outs, ec.grid_images))  # encoded once: the file and the report
+            grids[name] = _png(grid(grid_rows(items, outs, entry["kind"], ec.grid_images)))  # encoded once
             atomic_write(out / f"grid-{name}.png", grids[name])
+
+    for name, (items, nets, desc) in sets.items():
+        outs = _outputs(nets, items, mean_rgb, log, name)
+        add(name, items, outs, {"description": desc, "kind": "color", "methods": list(outs),
+                                "competitors": [m for m in outs if m != "greyscale"],
+                                "metrics": evaluate_set(items, outs, features)})
+    if real:  # the scan generator on the true colors, against the true ink
+        b = cfg.build_pairs
+        scanners = {"xdog": XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)}
+        if (scan_ckpt := scan_ckpt_path(cfg)) is not None:
+            scanners = {"generator": GeneratorScanner(str(scan_ckpt), train.Env(c.device, Rank()), 8), **scanners}
+        outs = _scan_outputs(scanners, real, log)
+        add("real_scans", real, outs, {"description": f"true colors -> scans vs the true ink, {ec.real_pairs}",
+                                       "kind": "scan", "methods": list(outs),
+                                       "competitors": [m for m in outs if m != "greyscale"],
+                                       "metrics": evaluate_scans(real, outs)})
     write_json(out / "metrics.json", result)
     atomic_write(out / "report.html", report_html(result, grids).encode())
     outputs = {"metrics": out / "metrics.json", "report": out / "report.html",
@@ -289,11 +398,12 @@ def _print_summary(result: dict, log) -> None:
     for name, s in result["sets"].items():
         t = s["metrics"]
         table = Table(title=f"{name} ({s['images']} images)", title_justify="left")
-        cols = ["psnr", "ssim", "ciede2000", "colorfulness", "edge_f1"] + [k for k in ("fid", "kid") if k in t["colorizer"]]
+        first = t[s["methods"][0]]
+        cols = [k for k in ("psnr", "ssim", "ciede2000", "colorfulness", "edge_f1", "fid", "kid") if k in first]
         table.add_column("method")
         for col in cols:
             table.add_column(col, justify="right")
-        for mth in METHODS:
+        for mth in s["methods"]:
             table.add_row(mth, *(f"{t[mth][col]:.3f}" for col in cols))
         log.print(table)
     if "skipped" in result["fid_note"]:

@@ -121,7 +121,8 @@ def _outputs_ok(m: dict) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------- plan
-def _split(cfg: PipelineConfig, rid: str) -> str:
+def split_of(cfg: PipelineConfig, rid: str) -> str:
+    """train or val, from a hash of the id (stable as the dataset grows; build-pairs splits folder pairs alike)."""
     h = int.from_bytes(hashlib.sha256(f"{cfg.shards.split_seed}:{rid}".encode()).digest()[:8], "big")
     return "val" if h % 1_000_000 < cfg.shards.val_fraction * 1_000_000 else "train"
 
@@ -174,7 +175,7 @@ def plan(cfg: PipelineConfig, records: Iterator, counters: dict, on_record=None)
                     counters["rejects"].append((r.id, r.source, "duplicate_md5"))
                     continue
                 seen_md5.add(key)
-        key = (domain, _split(cfg, r.id))
+        key = (domain, split_of(cfg, r.id))
         buffers.setdefault(key, []).append(r)
         if len(buffers[key]) >= cfg.shards.samples_per_shard:
             yield emit(key)

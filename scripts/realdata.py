@@ -1,0 +1,194 @@
+"""Real (scan, color) pairs for development: `make realdata` (optional; needs npm and an SVG renderer).
+
+    python scripts/realdata.py                      # both sets into data/realdata/
+    python scripts/realdata.py --sets fluent --out /data/realdata
+
+Two public emoji sets were drawn by their artists both in color and in black ink, with the same geometry, so they give
+what the method cannot get from illustrations: true pairs to measure against. Per set, from npm (`npm pack`, cached in
+<out>/npm/), designs present in both versions, rendered on white with rsvg-convert (Debian: `apt-get install
+librsvg2-bin`) or, if that is missing, CairoSVG (`pip install cairosvg`, needs libcairo):
+
+    <out>/<set>/unpaired/scan/NAME.png   ink drawings of one half of the training designs  (the method's scans)
+    <out>/<set>/unpaired/color/NAME.png  color versions of the other half                   (the method's colors)
+    <out>/<set>/pairs/{scan,color}/      both versions of every training design (an oracle's "perfect scans")
+    <out>/<set>/test/{scan,color}/       held-out designs, both versions, same file names   (eval's real pairs)
+    <out>/<set>/test1024/{scan,color}/   the first held-out designs at 1024 px                (full-resolution checks)
+    <out>/<set>/README.md, realdata.json licenses, versions, counts and every file's sha256
+
+Designs whose ink drawings render identically (skin-tone variants) are kept once, so no ink drawing is both in
+training and in the test set. The split is a hash of the design name: stable as the packages grow. Run once; a rerun
+with the same settings does nothing. Nothing here runs at onepunch's run time: the pipelines only read the folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+VERSION = 1
+SETS = {
+    "fluent": {"color": ("@iconify-json/fluent-emoji-flat", "1.2.6"),
+               "ink": ("@iconify-json/fluent-emoji-high-contrast", "1.2.6"),
+               "license": "MIT, (c) Microsoft Corporation (github.com/microsoft/fluentui-emoji)"},
+    "emojione": {"color": ("@iconify-json/emojione", "1.2.3"),
+                 "ink": ("@iconify-json/emojione-monotone", "1.2.1"),
+                 "license": "CC BY 4.0, Emoji One (Emoji One 2.3.0 color, 2.2.7 monotone; github.com/EmojiTwo)"},
+}
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def npm_icons(name: str, version: str, cache: Path) -> dict:
+    """icons.json of an npm package, fetched once with `npm pack` into the cache."""
+    cache.mkdir(parents=True, exist_ok=True)
+    tgz = cache / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+    if not tgz.is_file():
+        if shutil.which("npm") is None:
+            fail("npm is needed to fetch the emoji packages (Debian: apt-get install npm)")
+        r = subprocess.run(["npm", "pack", f"{name}@{version}", "--silent"], cwd=cache, capture_output=True, text=True)
+        if r.returncode != 0 or not tgz.is_file():
+            fail(f"npm pack {name}@{version} failed: {r.stderr.strip()[:300]}")
+    with tarfile.open(tgz) as t:
+        return json.load(t.extractfile("package/icons.json"))
+
+
+def renderer():
+    """svg text, size -> PNG bytes on white."""
+    if shutil.which("rsvg-convert"):
+        def render(svg: str, size: int) -> bytes:
+            r = subprocess.run(["rsvg-convert", "-w", str(size), "-h", str(size), "-b", "white", "-f", "png"],
+                               input=svg.encode(), capture_output=True, check=True)
+            return r.stdout
+        return render
+    try:
+        import cairosvg
+    except ImportError:
+        fail("an SVG renderer is needed: rsvg-convert (Debian: apt-get install librsvg2-bin) or CairoSVG "
+             "(pip install cairosvg)")
+    return lambda svg, size: cairosvg.svg2png(bytestring=svg.encode(), output_width=size, output_height=size,
+                                              background_color="white")
+
+
+def svg_of(icons: dict, name: str) -> str:
+    icon = icons["icons"][name]
+    w, h = icon.get("width", icons.get("width", 16)), icon.get("height", icons.get("height", 16))
+    box = f"{icon.get('left', 0)} {icon.get('top', 0)} {w} {h}"
+    # currentColor (the ink sets) is black ink.
+    return f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{box}" color="#000000">{icon["body"]}</svg>'
+
+
+def png(data: bytes, mode: str) -> bytes:
+    """The rendering as a plain PNG in `mode` (L for ink, RGB for color), deterministic bytes."""
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert(mode).save(buf, "PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def hash01(text: str) -> float:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2 ** 64
+
+
+def build_set(key: str, spec: dict, out: Path, args, render) -> dict:
+    color_icons = npm_icons(*spec["color"], out / "npm")
+    ink_icons = npm_icons(*spec["ink"], out / "npm")
+    names = sorted(set(color_icons["icons"]) & set(ink_icons["icons"]))
+    print(f"{key}: {len(names)} designs in both {spec['color'][0]} and {spec['ink'][0]}; rendering", flush=True)
+
+    def both(name: str, size: int) -> tuple[bytes, bytes]:
+        return (png(render(svg_of(ink_icons, name), size), "L"),
+                png(render(svg_of(color_icons, name), size), "RGB"))
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rendered = dict(zip(names, pool.map(lambda n: both(n, args.size), names), strict=True))
+    seen, kept = set(), []
+    for name in names:  # skin-tone variants share one ink drawing: keep the first
+        digest = hashlib.md5(rendered[name][0]).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            kept.append(name)
+    test = sorted((n for n in kept if hash01(f"{args.seed}:test:{n}") < args.test_fraction),
+                  key=lambda n: hash01(f"{args.seed}:order:{n}"))
+    train = [n for n in kept if n not in set(test)]
+    scan_ids = [n for n in train if hash01(f"{args.seed}:side:{n}") < 0.5]
+    color_ids = [n for n in train if n not in set(scan_ids)]
+    root = out / key
+    if root.exists():
+        shutil.rmtree(root)
+    files = {}
+
+    def put(rel: str, data: bytes) -> None:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        files[rel] = hashlib.sha256(data).hexdigest()
+
+    for n in scan_ids:
+        put(f"unpaired/scan/{n}.png", rendered[n][0])
+    for n in color_ids:
+        put(f"unpaired/color/{n}.png", rendered[n][1])
+    for n in train:
+        put(f"pairs/scan/{n}.png", rendered[n][0])
+        put(f"pairs/color/{n}.png", rendered[n][1])
+    for n in test:
+        put(f"test/scan/{n}.png", rendered[n][0])
+        put(f"test/color/{n}.png", rendered[n][1])
+    big = test[: args.big_count]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for n, (ink, color) in zip(big, pool.map(lambda n: both(n, args.big), big), strict=True):
+            put(f"test{args.big}/scan/{n}.png", ink)
+            put(f"test{args.big}/color/{n}.png", color)
+    counts = {"designs_in_both": len(names), "after_ink_dedupe": len(kept), "unpaired_scans": len(scan_ids),
+              "unpaired_colors": len(color_ids), "train_pairs": len(train), "test_pairs": len(test),
+              f"test{args.big}_pairs": len(big)}
+    (root / "README.md").write_text(
+        f"# Real pairs: {key}\n\nColor: `{spec['color'][0]}` {spec['color'][1]}; ink: `{spec['ink'][0]}` "
+        f"{spec['ink'][1]} (npm). License: {spec['license']}.\nMade by onepunch's `scripts/realdata.py` "
+        f"(version {VERSION}): rendered at {args.size} px (and {args.big} px for `test{args.big}/`) on white.\n\n"
+        + "".join(f"- {k}: {v}\n" for k, v in counts.items()))
+    return {"packages": {"color": list(spec["color"]), "ink": list(spec["ink"])}, "license": spec["license"],
+            "counts": counts, "files": files}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("data/realdata"))
+    p.add_argument("--sets", default="fluent,emojione", help="comma-separated: fluent, emojione")
+    p.add_argument("--size", type=int, default=256, help="render size of the train and test images")
+    p.add_argument("--big", type=int, default=1024, help="render size of the full-resolution test subset")
+    p.add_argument("--big-count", type=int, default=200, help="held-out designs also rendered at --big")
+    p.add_argument("--test-fraction", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args()
+    keys = [k.strip() for k in args.sets.split(",") if k.strip()]
+    unknown = sorted(set(keys) - set(SETS))
+    if unknown:
+        fail(f"unknown set(s) {unknown}: choose from {sorted(SETS)}")
+    render = renderer()
+    for key in keys:
+        settings = {"version": VERSION, "size": args.size, "big": args.big, "big_count": args.big_count,
+                    "test_fraction": args.test_fraction, "seed": args.seed, **{"packages": SETS[key]}}
+        record = args.out / key / "realdata.json"
+        if record.is_file() and json.loads(record.read_text()).get("settings") == settings:
+            print(f"{key}: up to date ({args.out / key})")
+            continue
+        result = build_set(key, SETS[key], args.out, args, render)
+        record.write_text(json.dumps({"settings": settings, **result}, indent=1, sort_keys=True) + "\n")
+        print(f"{key}: {result['counts']} -> {args.out / key}")
+
+
+if __name__ == "__main__":
+    main()
