@@ -55,7 +55,7 @@ def test_manifest_matches_the_shards(built, sample_dir):
                         assert img.mode == mode and max(img.size) <= cfg.shards.max_side
                         assert meta["id"] == key and meta["source"].startswith("danbooru2020:original/")
                         assert set(meta) == {"id", "tags", "rating", "width", "height", "md5", "source"}
-                        assert shards._split(cfg, key) == split and key not in seen_ids
+                        assert shards.split_of(cfg, key) == split and key not in seen_ids
                         seen_ids.add(key)
     t = m["totals"]
     assert t["written"] == len(seen_ids) and t["records"] == t["written"] + t["rejected"] + t["filtered"]
