@@ -14,8 +14,7 @@ import numpy as np
 from onepunch import imageio
 from onepunch.config import digest
 from onepunch.errors import UserError
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+from onepunch.pages import IMAGE_EXTS, MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,8 @@ def fingerprint(pairs: list[Pair]) -> str:
 def load(pair: Pair, max_side: int = 1 << 30) -> tuple[np.ndarray, np.ndarray]:
     """(scan uint8 H x W, color uint8 H x W x 3), decoded safely (imageio.decode) and resized alike; Reject when a
     file is bad or the two are not the same size."""
-    scan, (sw, sh) = imageio.decode(pair.scan.read_bytes(), mode="L", max_side=max_side, max_pixels=178_956_970)
-    color, (cw, ch) = imageio.decode(pair.color.read_bytes(), mode="RGB", max_side=max_side, max_pixels=178_956_970)
+    scan, (sw, sh) = imageio.decode(pair.scan.read_bytes(), mode="L", max_side=max_side, max_pixels=MAX_PIXELS)
+    color, (cw, ch) = imageio.decode(pair.color.read_bytes(), mode="RGB", max_side=max_side, max_pixels=MAX_PIXELS)
     if (sw, sh) != (cw, ch):
         raise imageio.Reject("size_mismatch", f"{pair.name}: scan {sw}x{sh}, color {cw}x{ch}")
     return np.asarray(scan), np.asarray(color)
