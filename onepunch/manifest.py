@@ -34,8 +34,12 @@ class AtomicFile:
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self.file = open(self.tmp, mode)
 
-    def commit(self) -> None:
+    def commit(self, finish=None) -> None:
+        """Rename into place; `finish()` first writes what a container still owes (a tar's end blocks, a zip's
+        directory). A failure anywhere here discards the temp file."""
         try:
+            if finish is not None:
+                finish()
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()

@@ -129,7 +129,8 @@ def safe_name(member: str) -> str:
 
 def unique_name(member: str, fmt: str | None, used: set[str]) -> str:
     """A member's name in an output chapter: safe, with the new extension `fmt` for converted pages, and not yet in
-    `used` (case-insensitive; updated): `01.png` and `01.jpg` both colorized become `01.png` and `01-jpg.png`."""
+    `used` (case-insensitive; updated): pages `01.jpg` then `01.png`, both colorized, become `01.png` and
+    `01-png.png`."""
     name = safe_name(member)
     if fmt:
         p = Path(name)
@@ -227,15 +228,10 @@ class _Writer:
 
     def close(self) -> bool:
         if self.zip is not None:
-            try:
-                self.zip.close()  # the central directory: can fail on a full disk too
-            except BaseException:
-                self.file.discard()
-                raise
             if self.wrote:
-                self.file.commit()
+                self.file.commit(self.zip.close)
             else:
-                self.file.discard()
+                self.abort()
         return self.wrote
 
     def abort(self) -> None:

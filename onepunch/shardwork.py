@@ -56,12 +56,7 @@ class ShardOut:
         if exc_type is not None:
             self.file.discard()
             return False
-        try:
-            self.tar.close()  # the end-of-archive blocks: can fail on a full disk too
-        except BaseException:
-            self.file.discard()
-            raise
-        self.file.commit()
+        self.file.commit(self.tar.close)
         return False
 
     def finish(self, digest: str, count: int, **extra) -> dict:
