@@ -4,7 +4,7 @@ VENV := .venv
 RUN := $(VENV)/bin
 PIPELINE ?= pipelines/demo.toml
 
-.PHONY: help setup demo shards status test bench lint clean realdata realdata-table
+.PHONY: help setup demo shards status test test-fast bench lint clean realdata realdata-table
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,11 @@ shards: setup  ## Build shards for PIPELINE (default: the embedded sample)
 status: setup  ## Show which stages are done, stale or missing
 	$(RUN)/onepunch status --pipeline $(PIPELINE)
 
-test: setup  ## Run the test suite (fast tier; what CI runs)
+test: setup  ## Run the whole test suite (what CI runs)
 	$(RUN)/pytest
+
+test-fast: setup  ## The inner-loop tier: everything not marked slow
+	$(RUN)/pytest -m "not slow"
 
 REALDATA_SETS ?= fluent emojione
 
@@ -42,10 +45,25 @@ realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, ~30 min a 
 	  $(RUN)/onepunch train-scan -p pipelines/realdata-$$s.toml; \
 	  for p in realdata-$$s realdata-$$s-xdog realdata-$$s-oracle; do \
 	    $(RUN)/onepunch build-pairs -p pipelines/$$p.toml; $(RUN)/onepunch train-color -p pipelines/$$p.toml; done; \
-	  $(RUN)/onepunch eval -p pipelines/realdata-$$s.toml; done
+	  $(RUN)/onepunch eval -p pipelines/realdata-$$s.toml; done; \
+	$(RUN)/python scripts/realdata_table.py $(REALDATA_SETS)
 
-bench: setup  ## Run the benchmarks (results go to BENCHMARKS.md by hand)
-	$(RUN)/python bench/bench_shards.py
+# Every stage's benchmark, one after another (never two torch processes at once): with CUDA the GPU-sized settings of
+# BENCHMARKS.md, on CPU small ones (minutes). Results go to BENCHMARKS.md by hand.
+bench: setup  ## Run every stage's benchmark (CPU: minutes; CUDA when present); results go to BENCHMARKS.md by hand
+	set -e; if $(RUN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	  $(RUN)/python bench/bench_shards.py; \
+	  $(RUN)/python bench/bench_train_scan.py --device cuda --batch 8 --steps 50; \
+	  $(RUN)/python bench/bench_train_color.py --device cuda --batch 64 --steps 30 --sizes 256; \
+	  $(RUN)/python bench/bench_build_pairs.py --device cuda --images 4096 --batch 256 --workers 8; \
+	  $(RUN)/python bench/bench_colorize.py --device cuda; \
+	else \
+	  $(RUN)/python bench/bench_shards.py --images 400; \
+	  $(RUN)/python bench/bench_train_scan.py --preset tiny --size 64 --steps 4; \
+	  $(RUN)/python bench/bench_train_color.py --preset tiny --batch 4 --steps 2 --sizes 64,128; \
+	  $(RUN)/python bench/bench_build_pairs.py --images 48; \
+	  $(RUN)/python bench/bench_colorize.py --presets tiny --repeats 2 --pages 4; \
+	fi
 
 lint: setup  ## Lint with ruff
 	$(RUN)/ruff check onepunch tests bench

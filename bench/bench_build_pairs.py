@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_shards import OUT, make_source, pipeline_file  # noqa: E402
 
-from onepunch import config, data, train  # noqa: E402
+from onepunch import checkpoint, config, data, train  # noqa: E402
 from onepunch.models import cyclegan  # noqa: E402
 from onepunch.scanners import GeneratorScanner, XDoGScanner  # noqa: E402
-from onepunch.stages import build_pairs, shards, train_scan  # noqa: E402
+from onepunch.stages import build_pairs, shards  # noqa: E402
 
 
 def main():
@@ -40,7 +40,7 @@ def main():
     make_source(root, args.images)
     torch.manual_seed(0)
     ckpt = OUT / "bench-scan.pt"
-    train_scan.save_generator(cyclegan.build("base")["c2s"], ckpt)
+    checkpoint.save_generator(cyclegan.build("base")["c2s"], ckpt)
     env = train.setup(args.device)
     results = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if env.cuda else "cpu",
                "torch": torch.__version__, "threads": torch.get_num_threads(), **vars(args)}

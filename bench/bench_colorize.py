@@ -27,12 +27,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from onepunch import pages  # noqa: E402
+from onepunch.checkpoint import save_colorizer  # noqa: E402
 from onepunch.colorize import Colorizer, luma, transfer_detail  # noqa: E402
 from onepunch.config import ColorizeConfig  # noqa: E402
 from onepunch.models import colorizer  # noqa: E402
 from onepunch.sample import draw_page  # noqa: E402
 from onepunch.stages import colorize as stage  # noqa: E402
-from onepunch.stages.train_color import save_colorizer  # noqa: E402
 from onepunch.ui import console  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "colorize"

@@ -162,7 +162,7 @@ class Colorizer:
 
     def __init__(self, ckpt: str | Path, device: str = "auto", working_size: int = 0, tile: int = 0,
                  overlap: int = 64, batch_size: int = 4, threshold: float = COLORFUL, transfer: str = "detail"):
-        from onepunch.stages.train_color import load_colorizer
+        from onepunch.checkpoint import load_colorizer
 
         self.device = pick_device(device)
         self.net, self.meta = load_colorizer(ckpt)

@@ -19,7 +19,7 @@ class GeneratorScanner:
     """scan.pt's generator, batched: images of the same (padded) size share a batch, at full resolution."""
 
     def __init__(self, ckpt_path: str, env: train.Env, batch_size: int):
-        from onepunch.stages.train_scan import load_generator
+        from onepunch.checkpoint import load_generator
 
         self.g, self.meta = load_generator(ckpt_path)
         self.g = self.g.to(env.device)

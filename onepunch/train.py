@@ -1,7 +1,7 @@
 """Training machinery shared by the GAN stages (train-scan, train-color): no Trainer class, just helpers.
 
-- `setup()`: device, rank and the process group (torchrun: NCCL on CUDA, gloo on CPU); `teardown()`.
-- Gradients are averaged across ranks by `sync_grads` after backward (no DDP wrapper: GAN steps run each generator
+- `setup()`: device, rank and the process group (torchrun: NCCL on CUDA, gloo on CPU; collectives live in dist.py).
+- Gradients are averaged across ranks by `dist.sync_grads` after backward (no DDP wrapper: GAN steps run each generator
   several times per backward, which DDP's reducer does not allow without contortions; these nets are small).
 - `lr_factor`: constant, then linear decay to zero. `Checkpoints`: atomic, self-describing, keep the last N, loaded
   with `weights_only=True`. `StopFlag`: SIGTERM/SIGINT ask the loop to save and stop at the next step.
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from onepunch import dist
+from onepunch.checkpoint import load_checkpoint, load_model, save_atomic  # noqa: F401  (the stages use them)
 from onepunch.dist import Rank, rank_info
 from onepunch.errors import Stopped, UserError  # noqa: F401  (Stopped: raised by the stages)
 from onepunch.manifest import atomic_write
@@ -56,55 +57,8 @@ def setup(device: str = "auto") -> Env:
         torch.backends.cudnn.benchmark = True
     else:
         dev = torch.device("cpu")
-    if rank.launched and rank.world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None)
+    dist.init(use_cuda, dev)
     return Env(dev, rank)
-
-
-def teardown() -> None:
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-def _distributed() -> bool:
-    return dist.is_initialized() and dist.get_world_size() > 1
-
-
-def broadcast_params(*modules: nn.Module) -> None:
-    """Make every rank start from rank 0's weights."""
-    if _distributed():
-        for m in modules:
-            for t in list(m.parameters()) + list(m.buffers()):
-                dist.broadcast(t.data, 0)
-
-
-def sync_grads(*modules: nn.Module) -> None:
-    """Average gradients across ranks, one flat all-reduce per module."""
-    if not _distributed():
-        return
-    world = dist.get_world_size()
-    for m in modules:
-        grads = [p.grad for p in m.parameters() if p.grad is not None]
-        if not grads:
-            continue
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset: offset + g.numel()].view_as(g))
-            offset += g.numel()
-
-
-def same_on_all_ranks(*modules: nn.Module) -> bool:
-    """True if every rank holds identical weights (a cheap end-of-training check of the gradient sync)."""
-    if not _distributed():
-        return True
-    total = torch.stack([sum(p.detach().double().sum() for p in m.parameters()) for m in modules]).cpu()
-    gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, total)
-    return all(torch.equal(gathered[0], g) for g in gathered)
 
 
 def lr_factor(step: int, total: int, decay_start: float) -> float:
@@ -146,42 +100,17 @@ class Checkpoints:
             p.unlink()
 
 
-def save_atomic(obj, path: Path) -> None:
-    """torch.save through the one atomic writer: serialised in memory first, so a full disk is a plain OSError
-    (torch's own file writer reports it as 'basic_ios::clear: iostream error') and no temp file is left."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write(path, buf.getbuffer())
-
-
-def load_checkpoint(path: str | Path, kind: str) -> dict:
-    """Load a checkpoint safely (weights_only: no code runs) and check its kind; UserError on anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a file that is not a (safe) checkpoint
-        raise UserError(f"{path} is not a loadable onepunch checkpoint ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
-        found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise UserError(f"{path} is a {found!r} checkpoint, expected {kind!r}")
-    return ckpt
-
-
-def load_model(path: str | Path, kind: str, build) -> tuple[nn.Module, dict]:
-    """(model in eval mode, metadata) from a checkpoint of `kind`: `build(config)` makes the module, the state dict
-    must fit it exactly. A checkpoint of the right kind with contents that do not fit is a UserError too."""
-    ck = load_checkpoint(path, kind)
-    try:
-        model = build(ck["config"])
-        model.load_state_dict(ck["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-        detail = (str(e).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"{path}: a {kind!r} checkpoint whose contents do not make a model "
-                        f"({type(e).__name__}: {detail})") from None
-    return model.eval(), {k: v for k, v in ck.items() if k != "state_dict"}
+def same_run(ck: dict, config_hash: str, world: int, path: Path) -> bool:
+    """Whether training checkpoint `ck` continues this run. Another config: no (the caller starts over, as for any
+    stale stage). Same config, other world size: UserError, never a silent restart that throws the progress away:
+    the data each rank reads and the batch both depend on the world size, so the run cannot continue exactly."""
+    if ck["config_hash"] != config_hash:
+        return False
+    if ck["world_size"] != world:
+        raise UserError(f"{path} was saved by a run with {ck['world_size']} rank(s), this one has {world}: resume "
+                        f"with {ck['world_size']} (torchrun --nproc_per_node ...), or delete {path.parent} to start "
+                        "over")
+    return True
 
 
 class StopFlag:
@@ -257,9 +186,9 @@ class ImagePool:
         self.images: torch.Tensor | None = None  # (n <= size, C, H, W), on the training device
 
     def query(self, fakes: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        fakes = fakes.detach()  # before any return: the discriminator's loss must not reach the generators
         if self.size == 0:
             return fakes
-        fakes = fakes.detach()
         out = []
         for img in fakes:
             img = img[None]

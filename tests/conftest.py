@@ -64,8 +64,8 @@ def color_pt(tmp_path_factory) -> Path:
     """A tiny colorizer with random weights: enough to test the plumbing around it."""
     import torch
 
+    from onepunch.checkpoint import save_colorizer
     from onepunch.models import colorizer
-    from onepunch.stages.train_color import save_colorizer
 
     torch.manual_seed(0)
     g, _ = colorizer.build("tiny", frozen_encoder=False)

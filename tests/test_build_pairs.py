@@ -1,5 +1,6 @@
 """build-pairs as a user relies on it: paired shards that match their inputs, no-op reruns, resume, bad --ckpt."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,17 +15,17 @@ import pytest
 import torch
 from PIL import Image
 
-from onepunch import config
+from onepunch import checkpoint, config
 from onepunch.dist import Rank
 from onepunch.models import cyclegan
-from onepunch.stages import build_pairs, shards, train_scan
+from onepunch.stages import build_pairs, shards
 from tests.conftest import REPO, demo_tables, run_cli, tree_digest, write_pipeline
 
 
 def scan_pt(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     g = cyclegan.build("tiny")["c2s"]
-    train_scan.save_generator(g, path, lineage={"test": True})
+    checkpoint.save_generator(g, path, lineage={"test": True})
     return path
 
 
@@ -116,6 +117,7 @@ def test_kill_and_resume_is_byte_identical(paired):
     assert {k: v for k, v in a.items() if k != "manifest"} == {k: v for k, v in b.items() if k != "manifest"}
 
 
+@pytest.mark.slow
 def test_bad_checkpoints_are_one_line_errors(paired, tmp_path):
     cfg = paired()
     (tmp_path / "text.pt").write_text("hello")
@@ -147,3 +149,10 @@ def test_pairs_load_with_webdataset_and_datasets(paired):
     assert n == m["splits"]["train"]["count"]
     ds = datasets.load_dataset("webdataset", data_files={"train": urls}, split="train")
     assert len(ds) == n and {"scan.png", "color.jpg", "json"} <= set(ds.column_names)
+
+
+def test_generated_pairs_record_the_device_that_made_them(paired):
+    cfg = paired()
+    on = {d: build_pairs._settings(dataclasses.replace(cfg, build_pairs=dataclasses.replace(cfg.build_pairs, device=d)))
+          for d in ("cpu", "cuda")}
+    assert on["cpu"]["device"] == "cpu" and on["cpu"] != on["cuda"]  # CUDA scans are not the CPU's bit for bit

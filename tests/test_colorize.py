@@ -132,6 +132,7 @@ def test_colored_pages_are_left_alone_unless_forced(tmp_path, color_pt):
     assert (s.done, s.kept) == (2, 0) and (tmp_path / "forced" / "cover.png").exists()
 
 
+@pytest.mark.slow
 def test_inputs_are_never_overwritten(tmp_path, color_pt):
     Image.fromarray(line_page(1, 64, 64)).save(tmp_path / "page.png")
     before = (tmp_path / "page.png").read_bytes()
@@ -214,6 +215,7 @@ def test_transfers_keep_the_page_luminance_and_black_lines():
     assert np.abs(same.astype(int) - (200, 60, 60)).max() <= 2
 
 
+@pytest.mark.slow
 def test_to_scan_with_the_generator_and_with_xdog(tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(draw_color(rng, 150, 110)[0]).save(tmp_path / "color.png")
@@ -229,6 +231,7 @@ def test_to_scan_with_the_generator_and_with_xdog(tmp_path):
     assert r.returncode == 2 and "--ckpt" in r.stderr
 
 
+@pytest.mark.slow
 def test_ranks_split_the_inputs_and_write_what_one_process_writes(tmp_path, color_pt):
     write_inputs(tmp_path / "in")
     make_cbz(tmp_path / "in" / "vol.cbz")
@@ -288,6 +291,7 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, color_pt, monkey
     assert files(tmp_path / "out") == files(tmp_path / "clean")
 
 
+@pytest.mark.slow
 def test_a_bad_checkpoint_is_a_one_line_error(tmp_path):
     Image.fromarray(line_page(1, 64, 64)).save(tmp_path / "page.png")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")

@@ -88,3 +88,9 @@ def test_bad_encoder_files_are_user_errors(tmp_path, resnet):
                           ("odd.pth", "unrecognised"), ("shape.pth", "wrong shape")):
         with pytest.raises(UserError, match=message):
             encoder_weights.load_into(g.encoder, tmp_path / name)
+
+
+def test_every_critic_conv_is_spectrally_normalised():
+    _, critic = colorizer.build("tiny")
+    convs = [m for m in critic.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    assert convs and all(hasattr(m, "weight_orig") for m in convs)  # self-attention's included

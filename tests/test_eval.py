@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from onepunch import config, fid, metrics
+from onepunch import checkpoint, config, fid, metrics
 from onepunch.models import colorizer
 from onepunch.stages import build_pairs, evaluate, shards, train_color
 from onepunch.status import STAGES, stage_states
@@ -67,7 +67,7 @@ def pipeline(tmp_path, sample_dir):
     torch.manual_seed(0)
     g, _ = colorizer.build("tiny", frozen_encoder=False)
     train_color.run_dir(cfg).mkdir(parents=True)
-    train_color.save_colorizer(g.eval(), train_color.run_dir(cfg) / "color.pt", working_size=128)
+    checkpoint.save_colorizer(g.eval(), train_color.run_dir(cfg) / "color.pt", working_size=128)
     return cfg
 
 
@@ -100,10 +100,11 @@ def test_eval_reports_every_metric_beside_the_baselines(pipeline):
     # A new checkpoint makes the evaluation stale.
     torch.manual_seed(1)
     g, _ = colorizer.build("tiny", frozen_encoder=False)
-    train_color.save_colorizer(g.eval(), train_color.run_dir(cfg) / "color.pt", working_size=128)
+    checkpoint.save_colorizer(g.eval(), train_color.run_dir(cfg) / "color.pt", working_size=128)
     assert evaluate.state(cfg) == "stale"
 
 
+@pytest.mark.slow
 def test_eval_user_errors(tmp_path, pipeline):
     r = run_cli("eval", "--pipeline", pipeline.path, "--ckpt", str(tmp_path / "missing.pt"))
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
@@ -112,6 +113,7 @@ def test_eval_user_errors(tmp_path, pipeline):
     assert r.returncode == 2 and "not a loadable" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_run_does_every_stage_then_nothing(tmp_path, sample_dir):
     """`onepunch run` on a tiny pipeline: every stage in order, then a rerun that only checks (make demo twice)."""
     tables = demo_tables(tmp_path, sample_dir)

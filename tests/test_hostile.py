@@ -132,6 +132,7 @@ def test_to_scan_over_the_corpus_rejects_what_is_bad_and_converts_the_rest(tmp_p
         assert sorted(z.namelist()) == ["root.png", "up.png"]
 
 
+@pytest.mark.slow
 def test_a_file_in_out_that_onepunch_did_not_write_is_never_replaced(tmp_path, color_pt):  # fault 2
     same = tmp_path / "same"
     same.mkdir()
@@ -146,6 +147,7 @@ def test_a_file_in_out_that_onepunch_did_not_write_is_never_replaced(tmp_path, c
     assert stage.colorize([same / "a.jpg"], same, color_pt, cc()).done == 1
 
 
+@pytest.mark.slow
 def test_out_holding_the_inputs_or_a_file_or_no_pages_is_an_error(tmp_path, color_pt):  # faults 6, 7
     folder = tmp_path / "pages"
     folder.mkdir()
@@ -163,6 +165,7 @@ def test_out_holding_the_inputs_or_a_file_or_no_pages_is_an_error(tmp_path, colo
     assert sorted(p.name for p in folder.iterdir()) == ["p.png"]
 
 
+@pytest.mark.slow
 def test_to_scan_and_colorize_options_are_validated(tmp_path, color_pt):  # fault 8
     Image.fromarray(line_page(1, 64, 64)).convert("RGB").save(tmp_path / "c.png")
     r = run_cli("to-scan", str(tmp_path / "c.png"), "--method", "xdog", "--max-side", "-5", "--out", str(tmp_path / "o"))
@@ -173,6 +176,7 @@ def test_to_scan_and_colorize_options_are_validated(tmp_path, color_pt):  # faul
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_the_right_kind_with_bad_contents_is_a_one_line_error(tmp_path, color_pt):  # fault 7
     Image.fromarray(line_page(1, 64, 64)).save(tmp_path / "p.png")
     ck = torch.load(color_pt, weights_only=True)
@@ -369,6 +373,7 @@ def test_writers_leave_nothing_behind_on_a_full_disk(small_disk):  # fault 5, ea
     assert sorted(p.name for p in mnt.iterdir()) == ["filler"]
 
 
+@pytest.mark.slow
 def test_colorize_on_a_full_disk_says_so_and_the_rerun_completes(tmp_path, small_disk, color_pt):  # fault 5
     mnt, fill = small_disk
     src = tmp_path / "in"
@@ -403,6 +408,7 @@ def test_shards_on_a_full_disk_says_so_and_the_rerun_completes(tmp_path, sample_
 
 
 # ------------------------------------------------------------------------------------------------ overrides
+@pytest.mark.slow
 def test_an_override_upstream_is_what_downstream_stages_read(tmp_path, sample_dir):  # fault 12
     path = _pipeline(tmp_path, sample_dir)
     for args in (("shards",), ("build-pairs", "--method", "xdog")):

@@ -1,6 +1,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from onepunch.stages import shards
 from onepunch.status import STAGES
 from tests.conftest import demo_tables, run_cli, write_pipeline
@@ -12,6 +14,7 @@ def status_json(path) -> dict:
     return json.loads(r.stdout)
 
 
+@pytest.mark.slow
 def test_status_missing_done_stale(tmp_path, sample_dir, pipeline):
     cfg = pipeline()
     s = status_json(cfg.path)

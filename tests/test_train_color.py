@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from onepunch import config, train
+from onepunch import checkpoint, config, train
 from onepunch.errors import UserError
 from onepunch.models import colorizer
 from onepunch.stages import build_pairs, shards, train_color
@@ -47,8 +47,8 @@ def test_progressive_stages_hand_off_and_export_color_pt(pipeline):
     assert s64["init_weights_sha256"] == s32["outputs"]["weights"]["sha256"]  # 64 starts from 32's end
     assert {"val_l1", "val_psnr", "val_lab_ssim", "baseline_scan_l1", "baseline_mean_l1"} <= set(s64["metrics"])
     ck = torch.load(m["outputs"]["color.pt"]["path"], weights_only=True)
-    assert ck["kind"] == train_color.KIND and any(k.startswith("encoder.") for k in ck["state_dict"])
-    g, _ = train_color.load_colorizer(m["outputs"]["color.pt"]["path"])
+    assert ck["kind"] == checkpoint.COLOR_KIND and any(k.startswith("encoder.") for k in ck["state_dict"])
+    g, _ = checkpoint.load_colorizer(m["outputs"]["color.pt"]["path"])
     assert g(torch.zeros(1, 1, 64, 96)).shape == (1, 3, 64, 96)
     assert sorted(p.name for p in (train_color.run_dir(cfg) / "64" / "samples").glob("*.png")) == [
         "step-00000002.png", "step-00000004.png"]
@@ -87,12 +87,13 @@ def test_encoder_weights_file_is_loaded_and_frozen(pipeline, tmp_path):
     torch.save(resnet.state_dict(), tmp_path / "tv.pth")
     cfg = pipeline(preset="base", size=32, steps=1, ckpt_every=1, encoder_weights=str(tmp_path / "tv.pth"))
     m = train_color.run(cfg)
-    g, _ = train_color.load_colorizer(m["outputs"]["color.pt"]["path"])
+    g, _ = checkpoint.load_colorizer(m["outputs"]["color.pt"]["path"])
     assert g.cfg.norm == "imagenet" and torch.equal(g.encoder.layer2[0].conv1.weight, resnet.layer2[0].conv1.weight)
     ck = train.Checkpoints(train_color.run_dir(cfg) / "32" / "ckpt", 3).latest()
     assert not any(k.startswith("encoder.") for k in torch.load(ck, weights_only=True)["generator"])  # not repeated
 
 
+@pytest.mark.slow
 def test_user_errors(pipeline, tmp_path):
     cfg = pipeline()
     r = run_cli("train-color", "--pipeline", cfg.path, "--encoder-weights", str(tmp_path / "none.pth"))
@@ -107,11 +108,12 @@ def test_user_errors(pipeline, tmp_path):
 def test_color_pt_is_self_contained(pipeline, tmp_path):
     cfg = pipeline(size=32)
     m = train_color.run(cfg)
-    g, meta = train_color.load_colorizer(m["outputs"]["color.pt"]["path"])
+    g, meta = checkpoint.load_colorizer(m["outputs"]["color.pt"]["path"])
     fresh = colorizer.Colorizer(colorizer.ColorizerConfig(**meta["config"]))
     assert set(fresh.state_dict()) == set(g.state_dict())
 
 
+@pytest.mark.slow
 def test_two_ranks_with_gloo(pipeline):
     import subprocess
     import sys
@@ -125,6 +127,7 @@ def test_two_ranks_with_gloo(pipeline):
     assert train_color.state(cfg) == "done"
 
 
+@pytest.mark.slow
 def test_colorizer_beats_the_trivial_baselines(pipeline):
     """The issue's bar: on held-out pairs, validation L1 and PSNR beat the scan itself and the mean training color."""
     cfg = pipeline(size=64, start_size=64, batch_size=8, steps=500, val_every=500, sample_every=500,
@@ -136,7 +139,14 @@ def test_colorizer_beats_the_trivial_baselines(pipeline):
 
 def test_nogan_schedule_and_linear_l1(pipeline):
     tc = config.TrainColorConfig(nogan=True, nogan_phases=(0.5, 0.25))
-    assert [train_color.phase(s, 8, tc) for s in range(8)] == ["g_only"] * 4 + ["d_only"] * 2 + ["gan"] * 2
+    assert [train_color.phase(s, 8, tc)[0] for s in range(8)] == ["g_only"] * 4 + ["d_only"] * 2 + ["gan"] * 2
+    # Each phase has its own schedule: the L1 phase at nogan_lr_g, the GAN phase from the full rate (not from what
+    # is left of a decay that began in the L1 phase), the critic phase at the full D rate.
+    lrs = [train_color.learning_rates(s, 16, tc) for s in range(16)]  # phases: steps 0-7, 8-11, 12-15
+    assert lrs[0] == (tc.nogan_lr_g, tc.lr_d) and lrs[7][0] < tc.nogan_lr_g
+    assert lrs[8][1] == tc.lr_d and lrs[12] == (tc.lr_g, tc.lr_d) and lrs[15][0] < tc.lr_g
+    assert [train_color.phase(s, 8, config.TrainColorConfig(nogan=True, nogan_phases=(1.0, 0.0)))[0]
+            for s in range(8)] == ["g_only"] * 8  # L1 alone
     cfg = pipeline(size=32, steps=8, nogan=True, nogan_phases=[0.5, 0.25], l1_schedule="linear", edge_weight=1.0)
     train_color.run(cfg)
     log = [json.loads(line) for line in (train_color.run_dir(cfg) / "32" / "log.jsonl").read_text().splitlines()]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from onepunch import config, train
+from onepunch import checkpoint, config, train
 from onepunch.errors import UserError
 from onepunch.stages import shards, train_scan
 from tests.conftest import REPO, demo_tables, run_cli, write_pipeline
@@ -53,9 +53,9 @@ def test_trains_and_exports_a_safe_self_describing_scan_pt(trainable):
     m = train_scan.run(cfg)
     out = train_scan.run_dir(cfg)
     ck = torch.load(out / "scan.pt", weights_only=True)  # no unpickling of code
-    assert ck["kind"] == train_scan.KIND and ck["config"]["in_ch"] == 3 and ck["config"]["out_ch"] == 1
+    assert ck["kind"] == checkpoint.SCAN_KIND and ck["config"]["in_ch"] == 3 and ck["config"]["out_ch"] == 1
     assert ck["lineage"]["shards_manifest_sha256"] == m["inputs"]["shards_manifest_sha256"]
-    g, meta = train_scan.load_generator(out / "scan.pt")
+    g, meta = checkpoint.load_generator(out / "scan.pt")
     y = g(torch.zeros(1, 3, 36, 44))  # fully convolutional: any size that divides by 4
     assert y.shape == (1, 1, 36, 44) and y.abs().max() <= 1
     assert sorted(p.name for p in (out / "samples").glob("*.png")) == [f"step-{s:08d}.png" for s in (2, 4, 6)]
@@ -81,6 +81,7 @@ def test_resume_equals_continuous_training(trainable):
     assert losses(train_scan.run_dir(straight) / "log.jsonl") == losses(train_scan.run_dir(cfg) / "log.jsonl")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_then_a_rerun_resumes(trainable):
     cfg = trainable(steps=200, ckpt_every=1000, sample_every=1000, val_every=1000)
     log = train_scan.run_dir(cfg) / "log.jsonl"
@@ -100,6 +101,7 @@ def test_sigterm_saves_then_a_rerun_resumes(trainable):
     assert r.returncode == 0 and f"resuming from {saved}" in r.stderr.replace("\n", ""), r.stderr
 
 
+@pytest.mark.slow
 def test_two_ranks_with_gloo(trainable):
     cfg = trainable(steps=4)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "onepunch",
@@ -121,6 +123,7 @@ def test_config_change_makes_it_stale_and_retrains(trainable, capsys):
     assert train_scan.state(changed) == "done" and train_scan.state(cfg) == "stale"
 
 
+@pytest.mark.slow
 def test_user_errors(tmp_path, sample_dir, trainable):
     path = write(tmp_path, sample_dir)
     r = run_cli("train-scan", "--pipeline", str(path))
@@ -133,13 +136,13 @@ def test_checkpoint_loading_is_safe(tmp_path):
     class Evil:
         def __reduce__(self):
             return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
-    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"kind": train_scan.KIND, "x": Evil()}))
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"kind": checkpoint.SCAN_KIND, "x": Evil()}))
     (tmp_path / "text.pt").write_text("not a checkpoint")
     torch.save({"kind": "something.else"}, tmp_path / "other.pt")
     for name, message in (("evil.pt", "not a loadable"), ("text.pt", "not a loadable"), ("other.pt", "expected"),
                           ("missing.pt", "not found")):
         with pytest.raises(UserError, match=message):
-            train_scan.load_generator(tmp_path / name)
+            checkpoint.load_generator(tmp_path / name)
     assert not (tmp_path / "pwned").exists()
 
 
@@ -149,3 +152,36 @@ def test_generated_scans_beat_the_greyscale_baseline(trainable):
     cfg = trainable(size=48, batch_size=4, steps=60, val_every=60, sample_every=60, ckpt_every=60, val_images=8)
     m = train_scan.run(cfg)
     assert m["metrics"]["val_psnr"] > m["metrics"]["baseline_grey_psnr"] + 1.0, m["metrics"]
+
+
+def test_pool_size_zero_shows_the_new_fakes_detached(trainable):
+    fakes = torch.zeros(2, 1, 8, 8, requires_grad=True) * 1.0
+    out = train.ImagePool(0).query(fakes, torch.Generator().manual_seed(0))
+    assert torch.equal(out, fakes) and not out.requires_grad  # the D loss must not reach the generators
+    train_scan.run(trainable(pool_size=0, steps=2, ckpt_every=2, val_every=2, sample_every=2))
+
+
+def test_a_checkpoint_of_another_world_size_is_an_error_not_a_restart(trainable):
+    cfg = trainable()
+    with pytest.raises(train.Stopped):
+        train_scan.run(cfg, stop_after=2)
+    latest = train.Checkpoints(train_scan.run_dir(cfg) / "ckpt", 3).latest()
+    ck = torch.load(latest, weights_only=True)
+    torch.save({**ck, "world_size": 2}, latest)  # as if two ranks had saved it
+    with pytest.raises(UserError, match="2 rank"):
+        train_scan.run(cfg)
+    assert latest.is_file()  # the progress is kept
+
+
+def test_cycle_noise_and_ink_prior_train_and_only_change_the_hash_when_on(trainable):
+    cfg = trainable(cycle_noise=0.2, ink_weight=1.0, steps=2, ckpt_every=2, val_every=2, sample_every=2)
+    train_scan.run(cfg)
+    log = [json.loads(ln) for ln in (train_scan.run_dir(cfg) / "log.jsonl").read_text().splitlines()]
+    assert any("g_ink" in entry for entry in log)
+    inputs = {"shards_manifest": "m", "shards_manifest_sha256": "s"}
+    off = trainable("off", cycle_noise=0.0, ink_weight=0.0)
+    before = off.section("train_scan")  # what the hash covered before the options existed
+    for k in ("workers", "device", "compile", "cycle_noise", "ink_weight"):
+        before.pop(k)
+    assert train_scan.config_hash(off, inputs) == config.digest({"train_scan": before, "inputs": inputs})
+    assert train_scan.config_hash(trainable("on"), inputs) != train_scan.config_hash(off, inputs)

@@ -56,14 +56,15 @@ PRESETS = {
 class SelfAttention(nn.Module):
     """Linear-time self-attention: x + gamma * W(x) (x^T x) / N. gamma starts at 0 (identity at init)."""
 
-    def __init__(self, ch: int):
+    def __init__(self, ch: int, spectral: bool = False):
         super().__init__()
-        self.conv = nn.Conv1d(ch, ch, 1, bias=False)
+        conv = nn.Conv1d(ch, ch, 1, bias=False)
+        self.conv = spectral_norm(conv) if spectral else conv  # the critic's: every conv of it is Lipschitz-bounded
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
         b, c, h, w = x.shape
-        flat = x.reshape(b, c, h * w).float()
+        flat = x.reshape(b, c, h * w).to(torch.promote_types(x.dtype, torch.float32))  # bf16 in: sums in fp32
         gram = torch.bmm(flat, flat.transpose(1, 2)) / (h * w)  # (B, C, C): normalised by positions
         o = torch.bmm(gram, self.conv(flat))  # (B, C, N)
         return x + (self.gamma * o).reshape(b, c, h, w).to(x.dtype)
@@ -182,7 +183,7 @@ class Critic(nn.Module):
             stride = 2 if i < cfg.n_layers else 1
             layers += [spectral_norm(nn.Conv2d(ch, out, 4, stride, 1)), nn.LeakyReLU(0.2, inplace=True)]
             if i < cfg.attention_layers:
-                layers.append(SelfAttention(out))
+                layers.append(SelfAttention(out, spectral=True))
             ch = out
         layers.append(spectral_norm(nn.Conv2d(ch, 1, 4, 1, 1)))
         self.net = nn.Sequential(*layers)

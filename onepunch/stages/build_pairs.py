@@ -73,10 +73,20 @@ def _inputs(cfg: PipelineConfig) -> dict:
     return inputs
 
 
+def _device_kind(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _settings(cfg: PipelineConfig) -> dict:
-    """What changes the output bytes (not batch size, workers or device)."""
+    """What changes the output bytes (not batch size or workers). The device does for the generator: CPU results are
+    bit-exact, CUDA ones (TF32, cuDNN autotuning, bf16) differ from them in the last bits, so shards made on one are
+    not claimed to be the other's."""
     b = cfg.build_pairs
     s = {"format": PAIRS_FORMAT, "scan_format": b.scan_format, "method": b.method}
+    if b.method == "ckpt":
+        s["device"] = _device_kind(b.device)
     if b.scan_format == "jpg":
         s["jpeg_quality"] = b.jpeg_quality
     if b.method == "xdog":

@@ -21,20 +21,19 @@ import time
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from rich.progress import TextColumn
 
-from onepunch import __version__, augment, data, metrics, train
+from onepunch import __version__, augment, data, dist, metrics, train
+from onepunch.checkpoint import save_colorizer
 from onepunch.config import PipelineConfig, digest
 from onepunch.errors import UserError
+from onepunch.losses import edge_map, gan_d, gan_g
 from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
 from onepunch.models import colorizer, encoder_weights
 from onepunch.stages import build_pairs
-from onepunch.stages.train_scan import _collective_flag, gan_d, gan_g
 from onepunch.ui import console, progress
 
-KIND = "onepunch.colorizer"
 CKPT_KIND = "onepunch.train-color.checkpoint"
 NAME = "train-color"
 LOG_EVERY = 10
@@ -135,36 +134,37 @@ def trainable_state(g: colorizer.Colorizer) -> dict:
             if not (g.frozen and k.startswith("encoder."))}
 
 
-def edge_map(x: torch.Tensor) -> torch.Tensor:
-    """Sobel gradient magnitude of the luminance of (B, 3, H, W) images."""
-    grey = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=x.device).view(1, 1, 3, 3)
-    gx, gy = F.conv2d(grey, kx, padding=1), F.conv2d(grey, kx.transpose(2, 3), padding=1)
-    return (gx.pow(2) + gy.pow(2) + 1e-6).sqrt()
-
-
-def phase(step: int, total: int, tc) -> str:
-    """gan, or under NoGAN: g_only (L1), then d_only, then gan."""
+def phase(step: int, total: int, tc) -> tuple[str, int, int]:
+    """(kind, first step, end step) of the phase holding step: gan, or under NoGAN g_only (L1), d_only, then gan."""
     if not tc.nogan:
-        return "gan"
+        return "gan", 0, total
     g_end = int(tc.nogan_phases[0] * total)
     d_end = g_end + int(tc.nogan_phases[1] * total)
-    return "g_only" if step < g_end else "d_only" if step < d_end else "gan"
+    return ("g_only", 0, g_end) if step < g_end else ("d_only", g_end, d_end) if step < d_end else ("gan", d_end, total)
+
+
+def learning_rates(step: int, total: int, tc) -> tuple[float, float]:
+    """(G, D) learning rates. Each NoGAN phase has its own constant-then-linear-decay schedule (so the GAN phase
+    starts at the full rate, not at what is left of a decay that began in the L1 phase); the L1-only phase is plain
+    regression and uses its own, larger rate."""
+    kind, first, end = phase(step, total, tc)
+    factor = train.lr_factor(step - first, end - first, tc.decay_start)
+    return (tc.nogan_lr_g if kind == "g_only" else tc.lr_g) * factor, tc.lr_d * factor
 
 
 def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, total: int) -> dict:
     """D step then G step on one batch (pix2pix order); under NoGAN one of them may be skipped."""
-    kind = phase(step, total, tc)
+    kind = phase(step, total, tc)[0]
     l1_w = tc.l1_weight * (train.lr_factor(step, total, 0.0) if tc.l1_schedule == "linear" else 1.0)
     out = {}
-    with env.autocast():
+    with env.autocast(), torch.set_grad_enabled(kind != "d_only"):  # the critic-only phase needs no G graph
         fake = g(scan)                                     # (B, 3, S, S)
     if kind != "g_only":
         with env.autocast():
             loss_d = gan_d(d(scan, color), d(scan, fake.detach()), tc.gan_loss)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        train.sync_grads(d)
+        dist.sync_grads(d)
         opt_d.step()
         out["d"] = loss_d.detach()
     if kind != "d_only":
@@ -185,7 +185,7 @@ def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, t
                 out["g_edge"] = edge.detach()
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
-        train.sync_grads(g)
+        dist.sync_grads(g)
         opt_g.step()
         out["g_l1"] = l1.detach()
     return out
@@ -250,7 +250,7 @@ def run(cfg: PipelineConfig, stop_after: int | None = None) -> dict | None:
                 stage_manifests.append(str(manifest_path(cfg, size)))
             return _finish(cfg, g, inputs, init, stage_manifests, sm["metrics"], env, log) if env.rank.is_main else None
         finally:
-            train.teardown()
+            dist.shutdown()
 
 
 def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
@@ -275,7 +275,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
     start = 0
     if (latest := ckpts.latest()) is not None:
         ck = train.load_checkpoint(latest, CKPT_KIND)
-        if ck["config_hash"] == h and ck["world_size"] == env.rank.world:
+        if train.same_run(ck, h, env.rank.world, latest):
             load_trainable(g, ck["generator"])
             d.load_state_dict(ck["critic"])
             opt_g.load_state_dict(ck["opt_g"])
@@ -286,7 +286,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
             log.print(f"[yellow]{latest} was made with another config: stage {size}px starts over[/]")
             if main:
                 ckpts.clear()
-    train.broadcast_params(g, d)
+    dist.broadcast_params(g, d)
 
     spec = data.PairSpec(tuple(data.rank_shards(train_shards, env.rank)), members[0], members[1], size,
                          tc.batch_size, data.mix_seed(tc.seed, "pairs", size), env.rank.rank, degrade_p=tc.degrade_p,
@@ -311,16 +311,16 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
             scan, color = (t.to(env.device, non_blocking=True) for t in next(stream))
             if env.cuda:
                 scan, color = (t.contiguous(memory_format=torch.channels_last) for t in (scan, color))
-            factor = train.lr_factor(step, total, tc.decay_start)
-            for opt, lr in ((opt_g, tc.lr_g), (opt_d, tc.lr_d)):
+            lr_g, lr_d = learning_rates(step, total, tc)
+            for opt, lr in ((opt_g, lr_g), (opt_d, lr_d)):
                 for group in opt.param_groups:
-                    group["lr"] = lr * factor
+                    group["lr"] = lr
             losses = train_step(step_g, step_d, opt_g, opt_d, scan, color, tc, env, step, total)
             done, last = step + 1, step + 1 == total
             seen += tc.batch_size * env.rank.world
             if done % LOG_EVERY == 0 or last:
                 values = {k: float(v) for k, v in losses.items()}
-                values.update(lr_g=tc.lr_g * factor, pairs_per_s=seen / (time.perf_counter() - t0))
+                values.update(lr_g=lr_g, pairs_per_s=seen / (time.perf_counter() - t0))
                 metric_log.log(done, values)
                 bar.update(task, info=" ".join(f"{k} {v:.3f}" for k, v in values.items() if k.startswith(("g_", "d"))))
             if main and (done % tc.sample_every == 0 or last):
@@ -333,7 +333,9 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                 last_val = validate(g, val, mean_color, size, env)
                 metric_log.log(done, last_val)
             bar.update(task, completed=done)
-            stopping = _collective_flag(stop.requested or done == stop_after)
+            stopping = dist.any_rank(stop.requested or done == stop_after)
+            if done % tc.ckpt_every == 0 or last or stopping:
+                dist.average_buffers(g, d)  # a collective: every rank, before rank 0 saves
             if main and (done % tc.ckpt_every == 0 or last or stopping):
                 ckpts.save({"kind": CKPT_KIND, "format": FORMAT, "step": done, "config_hash": h,
                             "world_size": env.rank.world, "generator": trainable_state(g),
@@ -341,10 +343,11 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}, done)
             if stopping and not last:
                 metric_log.close()
+                dist.barrier()  # no rank leaves (and none restarts, looking for it) before the checkpoint is there
                 raise train.Stopped(f"train-color stopped at step {done}/{total} of stage {size}px, checkpoint "
                                     "saved; run the same command to resume")
     metric_log.close()
-    if not train.same_on_all_ranks(g, d):
+    if not dist.same_on_all_ranks(g, d):
         raise RuntimeError("ranks ended with different weights: gradient sync is broken")
     weights = out / "weights.pt"
     if main:
@@ -359,8 +362,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
         write_json(manifest_path(cfg, size), m)
         log.print(f"stage {size}px done: val L1 {last_val['val_l1']:.4f} (scan {last_val['baseline_scan_l1']:.4f}, "
                   f"mean color {last_val['baseline_mean_l1']:.4f})")
-    if dist.is_initialized():
-        dist.barrier()  # every rank reads the stage manifest rank 0 has just written
+    dist.barrier()  # every rank reads the stage manifest rank 0 has just written
     return read_json(manifest_path(cfg, size))
 
 
@@ -377,20 +379,3 @@ def _finish(cfg, g, inputs, final_sha, stage_manifests, val, env, log) -> dict:
     write_json(manifest_path(cfg), m)
     log.print(f"[green]train-color done[/]: {path}")
     return m
-
-
-def save_colorizer(g: colorizer.Colorizer, path: Path, working_size: int, **meta) -> None:
-    """color.pt: everything `load_colorizer` (and `onepunch colorize`) needs, loadable with weights_only=True.
-    working_size: the longer side of the images it was trained on (the shards' max_side), the scale at which
-    colorize runs it by default."""
-    train.save_atomic({"kind": KIND, "format": FORMAT, "config": dict(g.cfg.__dict__),
-                       "state_dict": {k: v.cpu() for k, v in g.state_dict().items()},
-                       "io": {"input": "scan (B,1,H,W) in [-1,1], H and W multiples of 32",
-                              "output": "RGB (B,3,H,W) in [-1,1]", "multiple": 32, "working_size": working_size},
-                       **meta}, path)
-
-
-def load_colorizer(path: str | Path) -> tuple[colorizer.Colorizer, dict]:
-    """color.pt -> (colorizer in eval mode, metadata). Safe: weights_only, kind checked."""
-    return train.load_model(path, KIND, lambda c: colorizer.Colorizer(colorizer.ColorizerConfig(**c),
-                                                                       frozen_encoder=True))

@@ -19,21 +19,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
 from rich.progress import TextColumn
 
-from onepunch import __version__, augment, data, imageio, metrics, train
+from onepunch import __version__, augment, data, dist, imageio, metrics, train
+from onepunch.checkpoint import save_generator
 from onepunch.config import PipelineConfig, digest
+from onepunch.losses import gan_d, gan_g
 from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
 from onepunch.models import cyclegan
 from onepunch.stages import shards as shards_stage
 from onepunch.ui import console, progress
 
-KIND = "onepunch.scan-generator"
 CKPT_KIND = "onepunch.train-scan.checkpoint"
 NAME = "train-scan"
+ADDED_LATER = {"cycle_noise": 0.0, "ink_weight": 0.0}
 LOG_EVERY = 10
 GRID_IMAGES = 4
 
@@ -56,6 +57,9 @@ def config_hash(cfg: PipelineConfig, inputs: dict) -> str:
     ts = cfg.section("train_scan")
     for k in ("workers", "device", "compile"):
         ts.pop(k)
+    for k, off in ADDED_LATER.items():  # options added later, set off: the hash of the runs made before them
+        if ts.get(k) == off:
+            ts.pop(k)
     return digest({"train_scan": ts, "inputs": inputs})
 
 
@@ -65,17 +69,6 @@ def state(cfg: PipelineConfig) -> str:
         return (m.get("config_hash") == config_hash(cfg, inputs) and Path(out["path"]).is_file()
                 and sha256_file(out["path"]) == out["sha256"])
     return judge(manifest_path(cfg), lambda: _inputs(cfg), current)
-
-
-# ------------------------------------------------------------------------------------------------------ losses
-def gan_g(logits: torch.Tensor, kind: str) -> torch.Tensor:
-    return F.mse_loss(logits, torch.ones_like(logits)) if kind == "lsgan" else -logits.mean()
-
-
-def gan_d(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "lsgan":
-        return 0.5 * (F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake)))
-    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
 
 
 def _requires_grad(modules, flag: bool) -> None:
@@ -90,27 +83,34 @@ def train_step(nets: dict, opt_g, opt_d, pools: dict, real_c, real_s, cfg, env: 
     _requires_grad([d_scan, d_color], False)
     with env.autocast():
         fake_s = c2s(real_c)                                # (B,1,H,W): the scan we want
-        rec_c = s2c(fake_s)                                 # (B,3,H,W)
+        seen_s = fake_s
+        if cfg.cycle_noise:  # the rebuild sees a noisy scan: colors hidden in faint grey levels do not survive it
+            seen_s = fake_s + cfg.cycle_noise * torch.randn(fake_s.shape, generator=g).to(fake_s.device, fake_s.dtype)
+        rec_c = s2c(seen_s)                                 # (B,3,H,W)
         fake_c = s2c(real_s)
         rec_s = c2s(fake_c)
         adv = gan_g(d_scan(fake_s), cfg.gan_loss) + gan_g(d_color(fake_c), cfg.gan_loss)
         cycle = F.l1_loss(rec_c, real_c) + F.l1_loss(rec_s, real_s)
         identity = F.l1_loss(c2s(real_s.expand(-1, 3, -1, -1)), real_s) if cfg.lambda_identity else adv * 0
         loss_g = adv + cfg.lambda_cycle * cycle + cfg.lambda_identity * identity
+        if cfg.ink_weight:  # ink is black or paper: grey levels cost (L1 distance to the nearer of the two)
+            ink = (1 - fake_s.float().abs()).mean()
+            loss_g = loss_g + cfg.ink_weight * ink
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
-    train.sync_grads(c2s, s2c)
+    dist.sync_grads(c2s, s2c)
     opt_g.step()
 
     _requires_grad([d_scan, d_color], True)
     with env.autocast():
-        d_s = gan_d(d_scan(real_s), d_scan(pools["scan"].query(fake_s.float(), g)), cfg.gan_loss)
-        d_c = gan_d(d_color(real_c), d_color(pools["color"].query(fake_c.float(), g)), cfg.gan_loss)
+        d_s = gan_d(d_scan(real_s), d_scan(pools["scan"].query(fake_s.to(real_s.dtype), g)), cfg.gan_loss)
+        d_c = gan_d(d_color(real_c), d_color(pools["color"].query(fake_c.to(real_c.dtype), g)), cfg.gan_loss)
     opt_d.zero_grad(set_to_none=True)
     (d_s + d_c).backward()
-    train.sync_grads(d_scan, d_color)
+    dist.sync_grads(d_scan, d_color)
     opt_d.step()
     return {"g_adv": adv.detach(), "g_cycle": cycle.detach(), "g_identity": identity.detach(),
+            **({"g_ink": ink.detach()} if cfg.ink_weight else {}),
             "d_scan": d_s.detach(), "d_color": d_c.detach()}
 
 
@@ -204,7 +204,7 @@ def run(cfg: PipelineConfig, stop_after: int | None = None) -> dict | None:
         try:
             return _train(cfg, env, inputs, h, stop_after, log)
         finally:
-            train.teardown()
+            dist.shutdown()
 
 
 def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after: int | None, log) -> dict | None:
@@ -221,7 +221,7 @@ def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after
     start = 0
     if (latest := ckpts.latest()) is not None:
         ck = train.load_checkpoint(latest, CKPT_KIND)
-        if ck["config_hash"] == h and ck["world_size"] == env.rank.world:
+        if train.same_run(ck, h, env.rank.world, latest):
             for k, m in nets.items():
                 m.load_state_dict(ck["models"][k])
             opt_g.load_state_dict(ck["opt_g"])
@@ -231,10 +231,10 @@ def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after
             start = ck["step"]
             log.print(f"resuming from {latest} (step {start})")
         else:
-            log.print(f"[yellow]{latest} was made with another config or world size: training from scratch[/]")
+            log.print(f"[yellow]{latest} was made with another config: training from scratch[/]")
             if main:
                 ckpts.clear()
-    train.broadcast_params(*nets.values())
+    dist.broadcast_params(*nets.values())
 
     shards_m = read_json(inputs["shards_manifest"])
     ext = cfg.shards.image_format
@@ -285,38 +285,27 @@ def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after
                 last_val = validate(nets, val["colors"], truth, env)
                 metric_log.log(done, last_val)
             bar.update(task, completed=done)
-            stopping = _collective_flag(stop.requested or done == stop_after)
+            stopping = dist.any_rank(stop.requested or done == stop_after)
             if done % tc.ckpt_every == 0 or last or stopping:
                 _save(ckpts, nets, opt_g, opt_d, pools, done, h, env)
             if stopping and not last:
                 metric_log.close()
+                dist.barrier()  # no rank leaves (and none restarts, looking for it) before the checkpoint is there
                 raise train.Stopped(f"train-scan stopped at step {done}/{tc.steps}, checkpoint saved; "
                                     "run the same command to resume")
     metric_log.close()
-    if not train.same_on_all_ranks(*nets.values()):
+    if not dist.same_on_all_ranks(*nets.values()):
         raise RuntimeError("ranks ended with different weights: gradient sync is broken")
     if not main:
         return None
     return _finish(cfg, nets["c2s"], inputs, h, last_val, env, log)
 
 
-def _collective_flag(flag: bool) -> bool:
-    """Stop together: a rank that saw SIGTERM must not leave the others waiting in an all-reduce."""
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        t = torch.tensor([1.0 if flag else 0.0])
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
-    return flag
-
-
 def _save(ckpts, nets, opt_g, opt_d, pools, step, h, env: train.Env) -> None:
     """Full training state. Pools differ per rank, so they are gathered; rank 0 writes."""
-    pool_states = {k: [p.state()] for k, p in pools.items()}
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        for k, p in pools.items():
-            gathered = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, p.state())
-            pool_states[k] = gathered
+    pool_states = {k: dist.gather_objects(p.state()) for k, p in pools.items()}
+    for m in nets.values():
+        dist.average_buffers(m)
     if env.rank.is_main:
         ckpts.save({"kind": CKPT_KIND, "format": FORMAT, "step": step, "config_hash": h,
                     "world_size": env.rank.world,
@@ -341,19 +330,3 @@ def _finish(cfg, c2s, inputs: dict, h: str, val: dict, env: train.Env, log) -> d
     summary = ", ".join(f"{k} {v:.4g}" for k, v in val.items())
     log.print(f"[green]train-scan done[/]: {path}\n  validation: {summary}\n  sample grids: {out / 'samples'}")
     return m
-
-
-def save_generator(gen: cyclegan.Generator, path: Path, **meta) -> None:
-    """Write a self-describing scan.pt (config + weights + metadata; tensors and plain types only), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    train.save_atomic({
-        "kind": KIND, "format": FORMAT, "model": "cyclegan.Generator", "config": cyclegan.config_dict(gen),
-        "state_dict": {k: v.cpu() for k, v in gen.state_dict().items()},
-        "io": {"input": "RGB (B,3,H,W) in [-1,1]", "output": "scan (B,1,H,W) in [-1,1]", "multiple": gen.multiple},
-        **meta,
-    }, path)
-
-
-def load_generator(path: str | Path) -> tuple[cyclegan.Generator, dict]:
-    """scan.pt -> (generator in eval mode, the checkpoint's metadata). Safe: weights_only, kind checked."""
-    return train.load_model(path, KIND, cyclegan.generator_from_config)
