@@ -7,8 +7,14 @@ Rotation and perspective fill with white, the paper colour of both domains.
 from __future__ import annotations
 
 import torch
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as F
+
+
+def _tv():
+    """torchvision's functional transforms, imported on first use: importing torchvision costs ~4 s on a small CPU
+    (it pulls in torch._dynamo), which commands that never augment (status, errors) should not pay."""
+    from torchvision.transforms.v2 import InterpolationMode, functional
+
+    return functional, InterpolationMode
 
 
 def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
@@ -20,12 +26,13 @@ def center_square(img: torch.Tensor, size: int) -> torch.Tensor:
     h, w = img.shape[-2:]
     s = min(h, w)
     img = img[..., (h - s) // 2: (h - s) // 2 + s, (w - s) // 2: (w - s) // 2 + s]
-    return F.resize(img, [size, size], antialias=True)
+    return _tv()[0].resize(img, [size, size], antialias=True)
 
 
 def train_view(img: torch.Tensor, size: int, g: torch.Generator, *, min_crop: float = 0.6, rotate: float = 10.0,
                perspective_p: float = 0.3, flip: bool = True) -> torch.Tensor:
     """A random square crop, resized to size, flipped, slightly rotated and warped (uint8 C,H,W in and out)."""
+    F, InterpolationMode = _tv()
     h, w = img.shape[-2:]
     side = max(1, int(min(h, w) * _uniform(g, min_crop, 1.0)))
     y = int(torch.randint(0, h - side + 1, (), generator=g))

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torchvision
 from torch import nn
 from torch.nn.utils import spectral_norm
 
@@ -100,6 +99,8 @@ class UpBlock(nn.Module):
 
 
 def make_encoder(kind: str) -> nn.Module:
+    import torchvision  # here, not at the top: ~4 s to import on a small CPU, for commands that build no model
+
     if kind == "resnet50":
         return torchvision.models.resnet50(weights=None)
     if kind == "small":
