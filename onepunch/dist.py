@@ -96,12 +96,6 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def world() -> int:
-    import torch.distributed as dist
-
-    return dist.get_world_size() if active() else 1
-
-
 def _on_group_device(t):
     import torch
     import torch.distributed as dist

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from onepunch import dist
-from onepunch.checkpoint import load_checkpoint, load_model, save_atomic  # noqa: F401  (the stages use them)
+from onepunch.checkpoint import save_atomic
 from onepunch.dist import Rank, rank_info
 from onepunch.errors import Stopped, UserError  # noqa: F401  (Stopped: raised by the stages)
 from onepunch.manifest import atomic_write

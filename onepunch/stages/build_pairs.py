@@ -30,6 +30,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from onepunch import __version__, data, imageio, pairs, train
+from onepunch.colorize import pick_device
 from onepunch.config import PipelineConfig, digest
 from onepunch.dist import Rank, rank_info
 from onepunch.errors import UserError
@@ -73,12 +74,6 @@ def _inputs(cfg: PipelineConfig) -> dict:
     return inputs
 
 
-def _device_kind(device: str) -> str:
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _settings(cfg: PipelineConfig) -> dict:
     """What changes the output bytes (not batch size or workers). The device does for the generator: CPU results are
     bit-exact, CUDA ones (TF32, cuDNN autotuning, bf16) differ from them in the last bits, so shards made on one are
@@ -86,7 +81,8 @@ def _settings(cfg: PipelineConfig) -> dict:
     b = cfg.build_pairs
     s = {"format": PAIRS_FORMAT, "scan_format": b.scan_format, "method": b.method}
     if b.method == "ckpt":
-        s["device"] = _device_kind(b.device)
+        # "auto" resolved as the run resolves it; an explicit device taken as written (status must not fail on it)
+        s["device"] = (pick_device("auto") if b.device == "auto" else torch.device(b.device)).type
     if b.scan_format == "jpg":
         s["jpeg_quality"] = b.jpeg_quality
     if b.method == "xdog":

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import TextColumn
 
-from onepunch import __version__, augment, data, dist, metrics, train
+from onepunch import __version__, augment, checkpoint, data, dist, metrics, train
 from onepunch.checkpoint import save_colorizer
 from onepunch.config import PipelineConfig, digest
 from onepunch.errors import UserError
@@ -274,7 +274,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
     ckpts = train.Checkpoints(out / "ckpt", tc.keep_ckpts)
     start = 0
     if (latest := ckpts.latest()) is not None:
-        ck = train.load_checkpoint(latest, CKPT_KIND)
+        ck = checkpoint.load_checkpoint(latest, CKPT_KIND)
         if train.same_run(ck, h, env.rank.world, latest):
             load_trainable(g, ck["generator"])
             d.load_state_dict(ck["critic"])
@@ -334,9 +334,10 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                 metric_log.log(done, last_val)
             bar.update(task, completed=done)
             stopping = dist.any_rank(stop.requested or done == stop_after)
-            if done % tc.ckpt_every == 0 or last or stopping:
+            saving = done % tc.ckpt_every == 0 or last or stopping
+            if saving:
                 dist.average_buffers(g, d)  # a collective: every rank, before rank 0 saves
-            if main and (done % tc.ckpt_every == 0 or last or stopping):
+            if main and saving:
                 ckpts.save({"kind": CKPT_KIND, "format": FORMAT, "step": done, "config_hash": h,
                             "world_size": env.rank.world, "generator": trainable_state(g),
                             "critic": {k: v.cpu() for k, v in train.unwrap(d).state_dict().items()},
@@ -351,7 +352,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
         raise RuntimeError("ranks ended with different weights: gradient sync is broken")
     weights = out / "weights.pt"
     if main:
-        train.save_atomic({"kind": "onepunch.train-color.stage", "size": size, "generator": trainable_state(g),
+        checkpoint.save_atomic({"kind": "onepunch.train-color.stage", "size": size, "generator": trainable_state(g),
                            "critic": {k: v.cpu() for k, v in train.unwrap(d).state_dict().items()}}, weights)
         m = {"stage": f"{NAME}-{size}", "format": FORMAT, "pipeline": cfg.name, "size": size, "steps": total,
              "config": _settings(cfg), "config_hash": h, "inputs": inputs, "init_weights_sha256": init,

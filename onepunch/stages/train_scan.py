@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from rich.progress import TextColumn
 
-from onepunch import __version__, augment, data, dist, imageio, metrics, train
+from onepunch import __version__, augment, checkpoint, data, dist, imageio, metrics, train
 from onepunch.checkpoint import save_generator
 from onepunch.config import PipelineConfig, digest
 from onepunch.losses import gan_d, gan_g
@@ -220,7 +220,7 @@ def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after
     ckpts = train.Checkpoints(out / "ckpt", tc.keep_ckpts)
     start = 0
     if (latest := ckpts.latest()) is not None:
-        ck = train.load_checkpoint(latest, CKPT_KIND)
+        ck = checkpoint.load_checkpoint(latest, CKPT_KIND)
         if train.same_run(ck, h, env.rank.world, latest):
             for k, m in nets.items():
                 m.load_state_dict(ck["models"][k])
@@ -304,8 +304,7 @@ def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after
 def _save(ckpts, nets, opt_g, opt_d, pools, step, h, env: train.Env) -> None:
     """Full training state. Pools differ per rank, so they are gathered; rank 0 writes."""
     pool_states = {k: dist.gather_objects(p.state()) for k, p in pools.items()}
-    for m in nets.values():
-        dist.average_buffers(m)
+    dist.average_buffers(*nets.values())
     if env.rank.is_main:
         ckpts.save({"kind": CKPT_KIND, "format": FORMAT, "step": step, "config_hash": h,
                     "world_size": env.rank.world,
