@@ -53,14 +53,15 @@ realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, ~30 min a 
 bench: setup  ## Run every stage's benchmark (CPU: minutes; CUDA when present); results go to BENCHMARKS.md by hand
 	set -e; if $(RUN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 	  $(RUN)/python bench/bench_shards.py; \
-	  $(RUN)/python bench/bench_train_scan.py --device cuda --batch 8 --steps 50; \
-	  $(RUN)/python bench/bench_train_color.py --device cuda --batch 64 --steps 30 --sizes 256; \
-	  $(RUN)/python bench/bench_build_pairs.py --device cuda --images 4096 --batch 256 --workers 8; \
-	  $(RUN)/python bench/bench_colorize.py --device cuda; \
+	  $(RUN)/python bench/bench_train_scan.py --device cuda --batch 8 --steps 30 --workers 8 --max-batch; \
+	  $(RUN)/python bench/bench_train_color.py --device cuda --batch 64 --steps 20 --sizes 64,128,256 \
+	    --compile-sizes 256 --workers 12 --max-batch; \
+	  $(RUN)/python bench/bench_build_pairs.py --device cuda --images 4096 --batch 256 --workers 8 --shard-workers 12; \
+	  $(RUN)/python bench/bench_colorize.py --device cuda --pages 16 --batch 8; \
 	else \
 	  $(RUN)/python bench/bench_shards.py --images 400; \
 	  $(RUN)/python bench/bench_train_scan.py --preset tiny --size 64 --steps 4; \
-	  $(RUN)/python bench/bench_train_color.py --preset tiny --batch 4 --steps 2 --sizes 64,128; \
+	  $(RUN)/python bench/bench_train_color.py --preset tiny --batch 4 --steps 2 --sizes 64,128 --workers 2; \
 	  $(RUN)/python bench/bench_build_pairs.py --images 48; \
 	  $(RUN)/python bench/bench_colorize.py --presets tiny --repeats 2 --pages 4; \
 	fi

@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--images", type=int, default=96)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--shard-workers", type=int, default=2, help="workers of the shards stage that makes the sources")
     args = ap.parse_args()
     root = OUT / f"src{args.images}"
     make_source(root, args.images)
@@ -44,10 +46,10 @@ def main():
     env = train.setup(args.device)
     results = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if env.cuda else "cpu",
                "torch": torch.__version__, "threads": torch.get_num_threads(), **vars(args)}
-    for size in (256, 512):
+    for size in map(int, args.sizes.split(",")):
         name = f"pairs{size}"
         shutil.rmtree(OUT / "runs" / name, ignore_errors=True)
-        path = pipeline_file(name, root, 2, 1000, size)
+        path = pipeline_file(name, root, args.shard_workers, 1000, size)
         text = path.read_text() + (f'\n[build_pairs]\nckpt = "{ckpt}"\nbatch_size = {args.batch}\n'
                                    f'workers = {args.workers}\ndevice = "{args.device}"\n')
         path.write_text(text.replace("val_fraction = 0.0", "val_fraction = 0.0\n"))
@@ -60,6 +62,7 @@ def main():
             scanner(imgs[: args.batch])  # warm up
             if env.cuda:
                 torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
             t = time.perf_counter()
             scanner(imgs)
             alone = len(imgs) / (time.perf_counter() - t)
@@ -70,6 +73,8 @@ def main():
             build_pairs.run(run_cfg)
             e2e = len(imgs) / (time.perf_counter() - t)
             results[f"{method}_{size}px"] = {"end_to_end_img_s": round(e2e, 2), "scanner_alone_img_s": round(alone, 2)}
+            if env.cuda:
+                results[f"{method}_{size}px"]["peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
     (OUT / "build_pairs.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 

@@ -81,6 +81,8 @@ def main():
         ckpt = OUT / f"{preset}.pt"
         save_colorizer(g.eval(), ckpt, working_size=args.working_size)
         c = Colorizer(ckpt, device=args.device, batch_size=args.batch)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         c.colorize(img)  # warm-up (cuDNN autotune, allocator)
         grey = luma(img)
         work = c._work(grey)
@@ -91,6 +93,8 @@ def main():
              "transfer_s": timed(lambda g=grey, w=work, x=color: transfer_detail(g, w, x), args.repeats, False),
              "file_to_file_s": timed(lambda c=c: pages.encode_page(c.colorize(pages.read_page(data)), "png", 95),
                                      args.repeats, cuda)}
+        if cuda:
+            r["page_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
         out = OUT / f"colored-{preset}"
         shutil.rmtree(out, ignore_errors=True)
         cc = ColorizeConfig(device=args.device, batch_size=args.batch, working_size=args.working_size)

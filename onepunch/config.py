@@ -303,8 +303,9 @@ class TrainColorConfig:
     """Seed of initial weights, data order and augmentations."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
-    compile: bool = False
-    """torch.compile the networks (CUDA)."""
+    compile: bool = True
+    """torch.compile the training step's networks on CUDA (ignored on CPU). Base at 256 px on an H200: 1,167 img/s
+    against 650 eager bf16 (BENCHMARKS.md), for about a minute of compiling per size. Does not change the hash."""
 
     def __post_init__(self):
         _check(self.preset in ("tiny", "base"), f"train_color.preset must be tiny or base, got {self.preset!r}")

@@ -14,6 +14,9 @@ import torch
 from onepunch import augment, train
 from onepunch.models import cyclegan
 
+MAX_PIXELS = 1 << 24
+"""Image pixels in one forward of the generator (16 M: 256 images at 256 px, 64 at 512)."""
+
 
 class GeneratorScanner:
     """scan.pt's generator, batched: images of the same (padded) size share a batch, at full resolution."""
@@ -22,32 +25,32 @@ class GeneratorScanner:
         from onepunch.checkpoint import load_generator
 
         self.g, self.meta = load_generator(ckpt_path)
+        # Contiguous, not channels_last: with InstanceNorm the generator ran 3,759 img/s contiguous and 3,059
+        # channels_last (bf16, batch 256 at 256 px, H200; BENCHMARKS.md).
         self.g = self.g.to(env.device)
-        if env.cuda:
-            self.g = self.g.to(memory_format=torch.channels_last)
         self.env, self.batch_size = env, batch_size
 
     @torch.inference_mode()
     def __call__(self, images: list[torch.Tensor]) -> list[np.ndarray]:
         m = self.g.multiple
-        groups = defaultdict(list)  # padded (H, W) -> indices: InstanceNorm sees no cross-image padding
-        for i, img in enumerate(images):
-            h, w = img.shape[-2:]
-            groups[(h + (-h) % m, w + (-w) % m)].append(i)
+        groups = defaultdict(list)  # (H, W) -> indices: same-size images share a batch, and InstanceNorm sees no
+        for i, img in enumerate(images):  # padding from a larger neighbour
+            groups[tuple(img.shape[-2:])].append(i)
         out: list[np.ndarray | None] = [None] * len(images)
-        for idx in groups.values():
-            for start in range(0, len(idx), self.batch_size):
-                part = idx[start: start + self.batch_size]
-                x = torch.cat([cyclegan.pad_to_multiple(augment.to_unit(images[i])[None], m)[0] for i in part])
-                x = x.to(self.env.device, non_blocking=True)
-                if self.env.cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
+        for (h, w), idx in groups.items():
+            # Pixels per forward stay under MAX_PIXELS: the widest activation (32 channels at full size, 6 more rows
+            # and columns of reflect padding) must index in 32 bits, which 256 images at 512 px would not.
+            per = max(1, min(self.batch_size, MAX_PIXELS // (h * w)))
+            for start in range(0, len(idx), per):
+                part = idx[start: start + per]
+                # uint8 crosses to the device (a quarter of float32's bytes); scaling and padding happen there.
+                x = torch.stack([images[i] for i in part]).to(self.env.device, non_blocking=True)
+                x = cyclegan.pad_to_multiple(augment.to_unit(x), m)[0]
                 with self.env.autocast():
                     y = self.g(x)
-                y = augment.to_uint8(y).cpu().numpy()
+                y = augment.to_uint8(y[:, 0, :h, :w]).cpu().numpy()
                 for j, i in enumerate(part):
-                    h, w = images[i].shape[-2:]
-                    out[i] = y[j, 0, :h, :w]
+                    out[i] = y[j]
         return out
 
 

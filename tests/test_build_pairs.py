@@ -156,3 +156,24 @@ def test_generated_pairs_record_the_device_that_made_them(paired):
     on = {d: build_pairs._settings(dataclasses.replace(cfg, build_pairs=dataclasses.replace(cfg.build_pairs, device=d)))
           for d in ("cpu", "cuda")}
     assert on["cpu"]["device"] == "cpu" and on["cpu"] != on["cuda"]  # CUDA scans are not the CPU's bit for bit
+
+
+def test_scanner_splits_a_batch_that_would_overflow_32_bit_indexing(tmp_path, monkeypatch):
+    """256 images at 512 px in one forward made an activation over 2**31 elements ("input tensor must fit into 32-bit
+    index math", seen on a GPU); the scanner caps the pixels per forward, and the scans do not depend on the cap."""
+    from onepunch import scanners, train
+
+    ckpt = scan_pt(tmp_path / "scan.pt")
+    g = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+              for h, w in [(30, 41)] * 5 + [(17, 16)] * 3]
+    env = train.setup("cpu")
+    whole = scanners.GeneratorScanner(str(ckpt), env, 8)(images)
+    calls = []
+    monkeypatch.setattr(scanners, "MAX_PIXELS", 2 * 30 * 41)
+    small = scanners.GeneratorScanner(str(ckpt), env, 8)
+    forward = small.g.forward
+    small.g.forward = lambda x: calls.append(len(x)) or forward(x)
+    chunked = small(images)
+    assert calls == [2, 2, 1, 3]  # 5 big images in 3 forwards; the 3 small ones fit in one
+    assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(whole, chunked, strict=True))

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils import spectral_norm
+from torch.nn.utils.parametrizations import spectral_norm
 
 # Input normalisation of each weight source (from [0, 1]).
 NORMS = {

@@ -276,10 +276,15 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
     if (latest := ckpts.latest()) is not None:
         ck = checkpoint.load_checkpoint(latest, CKPT_KIND)
         if train.same_run(ck, h, env.rank.world, latest):
-            load_trainable(g, ck["generator"])
-            d.load_state_dict(ck["critic"])
-            opt_g.load_state_dict(ck["opt_g"])
-            opt_d.load_state_dict(ck["opt_d"])
+            try:
+                load_trainable(g, ck["generator"])
+                d.load_state_dict(ck["critic"])
+                opt_g.load_state_dict(ck["opt_g"])
+                opt_d.load_state_dict(ck["opt_d"])
+            except (RuntimeError, ValueError, KeyError) as e:  # e.g. a critic saved before its spectral norm moved
+                # to torch.nn.utils.parametrizations (other state-dict keys)
+                raise UserError(f"{latest} does not fit this version's networks ({str(e).splitlines()[0]}); "
+                                f"delete {out / 'ckpt'} to train this stage afresh") from None
             start = ck["step"]
             log.print(f"resuming stage {size}px from {latest} (step {start})")
         else:
@@ -302,7 +307,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
     grid_scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val[:GRID_IMAGES]])
     grid_colors = torch.stack([augment.to_unit(augment.center_square(c, size)) for _, c in val[:GRID_IMAGES]])
     stream = iter(data.loader(spec, start, tc.workers, pin=env.cuda))  # forks workers before any thread starts
-    step_g, step_d = (torch.compile(g), torch.compile(d)) if tc.compile else (g, d)
+    step_g, step_d = (torch.compile(g), torch.compile(d)) if tc.compile and env.cuda else (g, d)
     metric_log = train.MetricLog(out / "log.jsonl", start, enabled=main)
     last_val, t0, seen = {}, time.perf_counter(), 0
     with train.StopFlag() as stop, progress(log, TextColumn("{task.fields[info]}")) as bar:
