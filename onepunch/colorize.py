@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from onepunch import imageio
+from onepunch.devices import pick_device
 from onepunch.errors import UserError
 
 DEFAULT_WORKING_SIZE = 512
@@ -41,18 +42,6 @@ COLORFUL = 12.0  # Hasler-Suesstrunk colorfulness above which a page counts as a
 # L* (0-100) of an 8-bit grey level: the page's luminance in Lab, by lookup instead of a full conversion.
 _L_OF_GREY = cv2.cvtColor(np.repeat(np.arange(256, dtype=np.float32)[None, :, None] / 255, 3, 2),
                           cv2.COLOR_RGB2Lab)[0, :, 0]
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda requested, but no CUDA device is available (use auto or cpu)")
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"device must be auto, cpu or cuda, not {device!r}")
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       "cpu" if device == "auto" else device)
-    if dev.type == "cuda" and dev.index is None and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per rank
-        dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return dev
 
 
 def normalise(img: Image.Image) -> Image.Image:

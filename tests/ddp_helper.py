@@ -1,6 +1,6 @@
 """Run by tests/test_ddp.py, once alone and once under torchrun with 2 ranks (gloo). Not a test module.
 
-    python tests/ddp_helper.py steps OUT            # the GAN steps of both stages on fixed batches, weights to OUT
+    python tests/ddp_helper.py steps OUT [cuda]     # the GAN steps of both stages on fixed batches, weights to OUT
     python tests/ddp_helper.py stages A B           # train-scan and train-color on pipelines A (straight) and B
                                                     # (stopped after 3 steps, then resumed)
 
@@ -28,15 +28,16 @@ def _rows(t: torch.Tensor, rank, world) -> torch.Tensor:
     return t[rank * n: (rank + 1) * n]
 
 
-def steps(out: str) -> None:
-    env = train.setup("cpu")
+def steps(out: str, device: str = "cpu") -> None:
+    env = train.setup(device)  # under torchrun: gloo on CPU, NCCL on CUDA (one GPU per rank)
     r, w = env.rank.rank, env.rank.world
     torch.manual_seed(0)
     nets = cyclegan.build("tiny")
     g, d = colorizer.build("tiny", frozen_encoder=True)
-    # float64: what is left of a difference then is the sync, not the order of float32 sums.
+    # float64: what is left of a difference then is the sync, not the order of float32 sums (and TF32 and bf16
+    # autocast, which the CUDA path turns on, do not touch float64).
     for m in [*nets.values(), g, d]:
-        m.double()
+        m.double().to(env.device)
     # No pool and no cycle noise: both are drawn per rank (like augmentations), so they cannot match draw for draw.
     sc = config.TrainScanConfig(preset="tiny", pool_size=0, cycle_noise=0.0)
     cc = config.TrainColorConfig(preset="tiny", nogan=True, nogan_phases=(0.34, 0.34))  # g_only, d_only, gan
@@ -47,15 +48,15 @@ def steps(out: str) -> None:
     cg, cd = opt(g.parameters(), 1e-4), opt(d.parameters(), 4e-4)
     data = torch.Generator().manual_seed(1)
     for step in range(STEPS):
-        colors = torch.rand(BATCH, 3, 32, 32, generator=data, dtype=torch.float64) * 2 - 1
-        scans = torch.rand(BATCH, 1, 32, 32, generator=data, dtype=torch.float64) * 2 - 1
+        colors = (torch.rand(BATCH, 3, 32, 32, generator=data, dtype=torch.float64) * 2 - 1).to(env.device)
+        scans = (torch.rand(BATCH, 1, 32, 32, generator=data, dtype=torch.float64) * 2 - 1).to(env.device)
         pools = {"scan": train.ImagePool(0), "color": train.ImagePool(0)}
         train_scan.train_step(nets, sg, sd, pools, _rows(colors, r, w), _rows(scans, r, w), sc, env,
                               torch.Generator().manual_seed(step))
         train_color.train_step(g, d, cg, cd, _rows(scans, r, w), _rows(colors, r, w), cc, env, step, STEPS)
     if r == 0:
-        torch.save({"scan": {k: m.state_dict() for k, m in nets.items()}, "color": g.state_dict(),
-                    "critic": d.state_dict()}, out)
+        cpu = lambda m: {k: v.cpu() for k, v in m.state_dict().items()}  # noqa: E731
+        torch.save({"scan": {k: cpu(m) for k, m in nets.items()}, "color": cpu(g), "critic": cpu(d)}, out)
     dist.shutdown()
 
 
@@ -75,4 +76,4 @@ def stages(straight: str, resumed: str) -> None:
 
 
 if __name__ == "__main__":
-    steps(sys.argv[2]) if sys.argv[1] == "steps" else stages(*sys.argv[2:4])
+    steps(*sys.argv[2:4]) if sys.argv[1] == "steps" else stages(*sys.argv[2:4])

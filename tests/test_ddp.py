@@ -23,11 +23,14 @@ def flat(tree, prefix: str = "") -> dict:
     return out
 
 
-def test_two_ranks_of_batch_b_step_like_one_rank_of_batch_2b(tmp_path):
-    """Both GAN stages' train steps (and every NoGAN phase), in float64 so that only the sync can differ."""
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    torch.cuda.device_count() < 2, reason="NCCL needs two GPUs (it refuses two ranks on one device)"))])
+def test_two_ranks_of_batch_b_step_like_one_rank_of_batch_2b(tmp_path, device):
+    """Both GAN stages' train steps (and every NoGAN phase), in float64 so that only the sync can differ; on CPU over
+    gloo, on two GPUs over NCCL (every collective's tensors on the group's device)."""
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
-    for cmd in ([sys.executable, "tests/ddp_helper.py", "steps", str(one)],
-                [*TORCHRUN, "tests/ddp_helper.py", "steps", str(two)]):
+    for cmd in ([sys.executable, "tests/ddp_helper.py", "steps", str(one), device],
+                [*TORCHRUN, "tests/ddp_helper.py", "steps", str(two), device]):
         r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
     a, b = flat(torch.load(one, weights_only=True)), flat(torch.load(two, weights_only=True))

@@ -1,7 +1,12 @@
 """The layout's rules, read from the source: no module imports upward, one module does distributed."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+from onepunch.stages import shards
+from tests.conftest import REPO, demo_tables, write_pipeline
 
 PKG = Path(__file__).resolve().parents[1] / "onepunch"
 TOP = {"cli.py", "status.py", "__main__.py"}  # the layer above the stages
@@ -14,6 +19,9 @@ def imports(path: Path) -> set[str]:
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy" and node.args
+              and isinstance(node.args[0], ast.Constant)):  # onepunch.lazy.lazy("module"): an import all the same
+            out.add(node.args[0].value)
     return out
 
 
@@ -35,3 +43,34 @@ def test_only_dist_py_imports_torch_distributed():
     users = {str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if any(
         m.startswith("torch.distributed") for m in imports(p))}
     assert users == {"dist.py"}, users
+
+
+def test_lazy_imports_are_seen_by_these_rules():
+    assert "onepunch.models.colorizer" in imports(PKG / "stages" / "train_color.py")
+
+
+LOADED = """
+import sys
+from onepunch import cli
+sys.argv = ["onepunch", *sys.argv[1:]]
+try:
+    cli.main()
+except SystemExit:
+    pass
+print("torch loaded" if "torch._C" in sys.modules else "torch not loaded")
+"""
+
+
+def test_status_and_help_answer_without_importing_torch(tmp_path, sample_dir):
+    """`onepunch status` reads every stage's state: on a new pipeline and with its shards done, none of that needs
+    torch (~3 s to import here), so none of it imports it. Timings live in bench/, not here."""
+    cfg_path = write_pipeline(tmp_path / "p.toml", demo_tables(tmp_path, sample_dir))
+    runs = [["status", "--json", "--pipeline", str(cfg_path)], ["--help"], ["status", "--pipeline", "missing.toml"]]
+    for i, args in enumerate([*runs, runs[0]]):
+        if i == len(runs):  # last: status again, with the shards built
+            from onepunch import config
+            shards.run(config.load(cfg_path))
+        r = subprocess.run([sys.executable, "-c", LOADED, *args], cwd=REPO, capture_output=True, text=True,
+                           timeout=120)
+        assert r.stdout.strip().endswith("torch not loaded"), (args, r.stdout[-500:], r.stderr[-2000:])
+    assert '"name": "shards", "state": "done"' in r.stdout

@@ -27,20 +27,21 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import torch
 from PIL import Image
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from onepunch import __version__, data, imageio, pairs, train
-from onepunch.colorize import pick_device
+from onepunch import __version__, imageio, pairs
 from onepunch.config import PipelineConfig, digest
+from onepunch.devices import device_type
 from onepunch.dist import Rank, rank_info
 from onepunch.errors import UserError
+from onepunch.lazy import lazy
 from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
-from onepunch.scanners import GeneratorScanner, XDoGScanner
 from onepunch.shardwork import ShardOut, is_done, stats_path, wait_for
 from onepunch.stages import shards as shards_stage
 from onepunch.ui import console, progress
+
+# Imported at first use: `onepunch status` reads this module's state() without paying for torch.
+torch, data, scanners, train = lazy("torch"), lazy("onepunch.data"), lazy("onepunch.scanners"), lazy("onepunch.train")
 
 NAME = "build-pairs"
 PAIRS_FORMAT = 1  # bump when the bytes written for the same inputs change
@@ -84,7 +85,7 @@ def _settings(cfg: PipelineConfig) -> dict:
     s = {"format": PAIRS_FORMAT, "scan_format": b.scan_format, "method": b.method}
     if b.method == "ckpt":
         # "auto" resolved as the run resolves it; an explicit device taken as written (status must not fail on it)
-        s["device"] = (pick_device("auto") if b.device == "auto" else torch.device(b.device)).type
+        s["device"] = device_type(b.device)
     if b.scan_format == "jpg":
         s["jpeg_quality"] = b.jpeg_quality
     if b.method == "xdog":
@@ -157,47 +158,6 @@ def state(cfg: PipelineConfig) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ reading
-BLOCK = 32
-"""Samples per loader item. Per sample, the hand-over from a loader process (a shared-memory tensor, its file
-descriptor sent over a socket) cost the main process ~0.5 ms, a cap near 2,000 img/s whatever the GPU does; a block
-travels as one tensor."""
-
-
-class ColorSamples(IterableDataset):
-    """Every sample of the given shards, in order, in blocks of BLOCK consecutive samples: ([(task position, key, color
-    bytes, json bytes)], uint8 images flattened into one tensor, their (3, H, W) shapes). Loader worker w decodes
-    blocks w, w+W, ... (the DataLoader's round robin gives them back in order)."""
-
-    def __init__(self, shards: list[tuple[int, str]], ext: str):
-        self.shards, self.ext = shards, ext
-
-    def __iter__(self):
-        info = get_worker_info()
-        w, n = (info.id, info.num_workers) if info else (0, 1)
-        g, block, images = 0, [], []
-        for pos, path in self.shards:
-            idx = data.TarIndex(path)
-            for i in range(len(idx.samples)):
-                if (g // BLOCK) % n == w:
-                    key, color = idx.read(i, self.ext)
-                    block.append((pos, key, color, idx.read(i, "json")[1]))
-                    images.append(data.decode(color, "RGB"))
-                    if len(block) == BLOCK:
-                        yield block, torch.cat([x.reshape(-1) for x in images]), [x.shape for x in images]
-                        block, images = [], []
-                g += 1
-        if block:
-            yield block, torch.cat([x.reshape(-1) for x in images]), [x.shape for x in images]
-
-
-def _unblock(stream):
-    """Blocks from ColorSamples -> (task position, key, color bytes, json bytes, uint8 (3, H, W)) per sample."""
-    for block, flat, shapes in stream:
-        views = torch.split(flat, [s[0] * s[1] * s[2] for s in shapes])
-        for sample, view, shape in zip(block, views, shapes, strict=True):
-            yield *sample, view.view(shape)
-
-
 # ------------------------------------------------------------------------------------------------------ writing
 class Writer(threading.Thread):
     """Encodes scans and writes shards in order, off the main thread. Items: ("open", task) / ("samples", list) /
@@ -291,17 +251,19 @@ def run(cfg: PipelineConfig, rank: Rank | None = None) -> dict | None:
 def _scanner(cfg: PipelineConfig, inputs: dict, env: train.Env):
     b = cfg.build_pairs
     if b.method == "xdog":
-        return XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)
-    return GeneratorScanner(inputs["ckpt"], env, b.batch_size)
+        return scanners.XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)
+    return scanners.GeneratorScanner(inputs["ckpt"], env, b.batch_size)
 
 
 def _build(cfg: PipelineConfig, inputs: dict, mine: list[tuple[int, dict]], env: train.Env, log) -> int:
     b = cfg.build_pairs
     scanner = _scanner(cfg, inputs, env)
     by_pos = dict(mine)
-    samples = ColorSamples([(i, t["input"]) for i, t in mine], cfg.shards.image_format)
-    loader = DataLoader(samples, batch_size=None, num_workers=b.workers, prefetch_factor=8 if b.workers else None)
-    stream = _unblock(iter(loader))  # forks the decode workers now, before the writer's and the progress bar's threads
+    samples = data.ColorBlocks([(i, t["input"]) for i, t in mine], cfg.shards.image_format)
+    loader = torch.utils.data.DataLoader(samples, batch_size=None, num_workers=b.workers,
+                                         prefetch_factor=8 if b.workers else None)
+    # iter() forks the decode workers now, before the writer's and the progress bar's threads start
+    stream = data.unblock(iter(loader))
     writer = Writer(cfg, inputs)
     writer.start()
     current, chunk, done = None, [], 0

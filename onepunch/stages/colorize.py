@@ -16,15 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from onepunch import imageio, pages, train
+from onepunch import imageio, pages
 from onepunch.config import ColorizeConfig, PipelineConfig
 from onepunch.dist import Rank
 from onepunch.errors import UserError
+from onepunch.lazy import lazy
 from onepunch.manifest import read_json, sha256_file
 from onepunch.ui import console
+
+torch, train = lazy("torch"), lazy("onepunch.train")  # at first use: `onepunch status` needs neither
 
 NAME = "colorize"
 
@@ -95,7 +97,7 @@ def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: 
     if method == "ckpt":
         if ckpt is None:
             raise UserError("to-scan needs --ckpt scan.pt (or --method xdog)")
-        from onepunch.colorize import pick_device
+        from onepunch.devices import pick_device
         env = train.Env(pick_device(device), rank or Rank())
         scanner, settings = GeneratorScanner(str(ckpt), env, batch_size), {"ckpt_sha256": sha256_file(ckpt)}
     elif method == "xdog":

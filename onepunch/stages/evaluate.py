@@ -30,18 +30,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from onepunch import __version__, data, fid, imageio, metrics, pairs, train
-from onepunch.colorize import Colorizer, luma, transfer_color
+from onepunch import __version__, imageio, pairs
 from onepunch.config import PipelineConfig, digest
 from onepunch.dist import Rank
 from onepunch.errors import UserError
+from onepunch.lazy import lazy
 from onepunch.manifest import FORMAT, atomic_write, judge, read_json, sha256_file, write_json
-from onepunch.scanners import GeneratorScanner, XDoGScanner
 from onepunch.stages import build_pairs, train_color, train_scan
 from onepunch.ui import console, progress
+
+# Imported at first use: `onepunch status` reads this module's state() without paying for torch.
+torch = lazy("torch")
+data, fid, metrics, train = lazy("onepunch.data"), lazy("onepunch.fid"), lazy("onepunch.metrics"), lazy("onepunch.train")
+pages_api, scanners = lazy("onepunch.colorize"), lazy("onepunch.scanners")
 
 NAME = "eval"
 BASELINES = ("scan", "greyscale", "mean_color")  # greyscale is handed the truth's luminance: a reference
@@ -150,7 +153,7 @@ def image_metrics(out: np.ndarray, truth: np.ndarray, scan: np.ndarray) -> dict:
     cf_o, cf_t = float(metrics.colorfulness(o)[0]), float(metrics.colorfulness(t)[0])
     return {"psnr": metrics.psnr(o, t), "ssim": metrics.ssim(o, t), "ciede2000": float(de),
             "colorfulness": cf_o, "colorfulness_gap": abs(cf_o - cf_t),
-            **metrics.line_f1(scan, luma(Image.fromarray(out)))}
+            **metrics.line_f1(scan, pages_api.luma(Image.fromarray(out)))}
 
 
 def _real_pairs(cfg: PipelineConfig) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -164,7 +167,7 @@ def _real_pairs(cfg: PipelineConfig) -> list[tuple[str, np.ndarray, np.ndarray]]
     return out
 
 
-def _outputs(colorizers: dict[str, Colorizer], items: list, mean_rgb: np.ndarray, log,
+def _outputs(colorizers: dict[str, pages_api.Colorizer], items: list, mean_rgb: np.ndarray, log,
              label: str) -> dict[str, list[np.ndarray]]:
     outs = {m: [] for m in [*colorizers, *BASELINES]}
     batch = next(iter(colorizers.values())).batch_size
@@ -177,9 +180,9 @@ def _outputs(colorizers: dict[str, Colorizer], items: list, mean_rgb: np.ndarray
                                c.colorize_many([Image.fromarray(scan, "L") for _, scan, _ in part], force=True)]
             for _, scan, truth in part:
                 outs["scan"].append(np.repeat(scan[..., None], 3, 2))
-                outs["greyscale"].append(np.repeat(luma(Image.fromarray(truth))[..., None], 3, 2))
+                outs["greyscale"].append(np.repeat(pages_api.luma(Image.fromarray(truth))[..., None], 3, 2))
                 flat = np.broadcast_to(mean_rgb.astype(np.uint8), (1, 1, 3))
-                outs["mean_color"].append(transfer_color(scan, np.ascontiguousarray(flat)))
+                outs["mean_color"].append(pages_api.transfer_color(scan, np.ascontiguousarray(flat)))
             bar.update(task, advance=len(part))
     return outs
 
@@ -193,7 +196,7 @@ def _scan_outputs(scanners: dict, items: list, log) -> dict[str, list[np.ndarray
             t = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))
             for name, scanner in scanners.items():
                 outs[name].append(scanner([t])[0])
-            outs["greyscale"].append(luma(Image.fromarray(color)))
+            outs["greyscale"].append(pages_api.luma(Image.fromarray(color)))
             outs["white"].append(np.full_like(scan, 255))
             bar.update(task, advance=1)
     return outs
@@ -336,7 +339,7 @@ def run(cfg: PipelineConfig) -> dict:
     split, val = _val_pairs(cfg, pm)
     if not val:
         raise UserError("no pairs to evaluate: the build-pairs output is empty")
-    c = Colorizer(inputs["ckpt"], device=ec.device, working_size=ec.working_size, batch_size=8)
+    c = pages_api.Colorizer(inputs["ckpt"], device=ec.device, working_size=ec.working_size, batch_size=8)
     features, fid_note = fid.extractor(c.device) if ec.fid else (None, "FID/KID off (eval.fid = false)")
     mean_rgb = _mean_color(pm)
     mine = {"colorizer": c}
@@ -345,7 +348,7 @@ def run(cfg: PipelineConfig) -> dict:
         sets["true_lineart"] = (truth, mine, "the same colors from their true line art (embedded sample)")
     real = _real_pairs(cfg) if ec.real_pairs else []
     if real:
-        others = {name: Colorizer(path, device=ec.device, working_size=ec.working_size, batch_size=8)
+        others = {name: pages_api.Colorizer(path, device=ec.device, working_size=ec.working_size, batch_size=8)
                   for name, path in sorted(ec.compare.items())}
         sets["real"] = (real, {**mine, **others}, f"true scans -> true colors, {ec.real_pairs}")
     out = run_dir(cfg)
@@ -368,10 +371,11 @@ def run(cfg: PipelineConfig) -> dict:
                                 "metrics": evaluate_set(items, outs, features)})
     if real:  # the scan generator on the true colors, against the true ink
         b = cfg.build_pairs
-        scanners = {"xdog": XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)}
+        methods = {"xdog": scanners.XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)}
         if (scan_ckpt := scan_ckpt_path(cfg)) is not None:
-            scanners = {"generator": GeneratorScanner(str(scan_ckpt), train.Env(c.device, Rank()), 8), **scanners}
-        outs = _scan_outputs(scanners, real, log)
+            methods = {"generator": scanners.GeneratorScanner(str(scan_ckpt), train.Env(c.device, Rank()), 8),
+                       **methods}
+        outs = _scan_outputs(methods, real, log)
         add("real_scans", real, outs, {"description": f"true colors -> scans vs the true ink, {ec.real_pairs}",
                                        "kind": "scan", "methods": list(outs),
                                        "competitors": [m for m in outs if m != "greyscale"],

@@ -20,19 +20,21 @@ import platform
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 from rich.progress import TextColumn
 
-from onepunch import __version__, augment, checkpoint, data, dist, metrics, train
-from onepunch.checkpoint import save_colorizer
+from onepunch import __version__, dist
 from onepunch.config import PipelineConfig, digest
 from onepunch.errors import UserError
-from onepunch.losses import edge_map, gan_d, gan_g
+from onepunch.lazy import lazy, no_grad
 from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
-from onepunch.models import colorizer, encoder_weights
 from onepunch.stages import build_pairs
 from onepunch.ui import console, progress
+
+# Imported at first use: `onepunch status` reads this module's state() without paying for torch.
+torch = lazy("torch")
+augment, checkpoint, data = lazy("onepunch.augment"), lazy("onepunch.checkpoint"), lazy("onepunch.data")
+losses, metrics, train = lazy("onepunch.losses"), lazy("onepunch.metrics"), lazy("onepunch.train")
+colorizer, encoder_weights = lazy("onepunch.models.colorizer"), lazy("onepunch.models.encoder_weights")
 
 CKPT_KIND = "onepunch.train-color.checkpoint"
 NAME = "train-color"
@@ -154,6 +156,7 @@ def learning_rates(step: int, total: int, tc) -> tuple[float, float]:
 
 def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, total: int) -> dict:
     """D step then G step on one batch (pix2pix order); under NoGAN one of them may be skipped."""
+    F = torch.nn.functional
     kind = phase(step, total, tc)[0]
     l1_w = tc.l1_weight * (train.lr_factor(step, total, 0.0) if tc.l1_schedule == "linear" else 1.0)
     out = {}
@@ -161,7 +164,7 @@ def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, t
         fake = g(scan)                                     # (B, 3, S, S)
     if kind != "g_only":
         with env.autocast():
-            loss_d = gan_d(d(scan, color), d(scan, fake.detach()), tc.gan_loss)
+            loss_d = losses.gan_d(d(scan, color), d(scan, fake.detach()), tc.gan_loss)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         dist.sync_grads(d)
@@ -174,13 +177,13 @@ def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, t
             if kind == "gan":
                 for p in d.parameters():
                     p.requires_grad_(False)
-                adv = gan_g(d(scan, fake), tc.gan_loss)
+                adv = losses.gan_g(d(scan, fake), tc.gan_loss)
                 for p in d.parameters():
                     p.requires_grad_(True)
                 loss = loss + adv
                 out["g_adv"] = adv.detach()
             if tc.edge_weight:
-                edge = F.l1_loss(edge_map(fake.float()), edge_map(color.float()))
+                edge = F.l1_loss(losses.edge_map(fake.float()), losses.edge_map(color.float()))
                 loss = loss + tc.edge_weight * edge
                 out["g_edge"] = edge.detach()
         opt_g.zero_grad(set_to_none=True)
@@ -192,7 +195,7 @@ def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, t
 
 
 # ----------------------------------------------------------------------------------------------------- validation
-@torch.no_grad()
+@no_grad
 def validate(g, val: list, mean_color: torch.Tensor, size: int, env: train.Env) -> dict:
     """Metrics on fixed val pairs (center squares at the stage size), next to the two trivial baselines."""
     scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val]).to(env.device)
@@ -374,7 +377,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
 
 def _finish(cfg, g, inputs, final_sha, stage_manifests, val, env, log) -> dict:
     path = run_dir(cfg) / "color.pt"
-    save_colorizer(train.unwrap(g), path, working_size=cfg.shards.max_side,
+    checkpoint.save_colorizer(train.unwrap(g), path, working_size=cfg.shards.max_side,
                    lineage={**inputs, "pipeline": cfg.name, "stages": stage_manifests},
                    metrics=val, train_config=_settings(cfg))
     m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "sizes": cfg.train_color.sizes,

@@ -18,19 +18,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 from rich.progress import TextColumn
 
-from onepunch import __version__, augment, checkpoint, data, dist, imageio, metrics, train
-from onepunch.checkpoint import save_generator
+from onepunch import __version__, dist, imageio
 from onepunch.config import PipelineConfig, digest
-from onepunch.losses import gan_d, gan_g
+from onepunch.lazy import lazy, no_grad
 from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
-from onepunch.models import cyclegan
 from onepunch.stages import shards as shards_stage
 from onepunch.ui import console, progress
+
+# Imported at first use: `onepunch status` reads this module's state() without paying for torch.
+torch = lazy("torch")
+augment, checkpoint, data = lazy("onepunch.augment"), lazy("onepunch.checkpoint"), lazy("onepunch.data")
+losses, metrics, train = lazy("onepunch.losses"), lazy("onepunch.metrics"), lazy("onepunch.train")
+cyclegan = lazy("onepunch.models.cyclegan")
 
 CKPT_KIND = "onepunch.train-scan.checkpoint"
 NAME = "train-scan"
@@ -79,6 +81,7 @@ def _requires_grad(modules, flag: bool) -> None:
 
 def train_step(nets: dict, opt_g, opt_d, pools: dict, real_c, real_s, cfg, env: train.Env, g) -> dict:
     """One generator step then one discriminator step; returns detached losses."""
+    F = torch.nn.functional
     c2s, s2c, d_scan, d_color = nets["c2s"], nets["s2c"], nets["d_scan"], nets["d_color"]
     _requires_grad([d_scan, d_color], False)
     with env.autocast():
@@ -89,7 +92,7 @@ def train_step(nets: dict, opt_g, opt_d, pools: dict, real_c, real_s, cfg, env: 
         rec_c = s2c(seen_s)                                 # (B,3,H,W)
         fake_c = s2c(real_s)
         rec_s = c2s(fake_c)
-        adv = gan_g(d_scan(fake_s), cfg.gan_loss) + gan_g(d_color(fake_c), cfg.gan_loss)
+        adv = losses.gan_g(d_scan(fake_s), cfg.gan_loss) + losses.gan_g(d_color(fake_c), cfg.gan_loss)
         cycle = F.l1_loss(rec_c, real_c) + F.l1_loss(rec_s, real_s)
         identity = F.l1_loss(c2s(real_s.expand(-1, 3, -1, -1)), real_s) if cfg.lambda_identity else adv * 0
         loss_g = adv + cfg.lambda_cycle * cycle + cfg.lambda_identity * identity
@@ -103,8 +106,8 @@ def train_step(nets: dict, opt_g, opt_d, pools: dict, real_c, real_s, cfg, env: 
 
     _requires_grad([d_scan, d_color], True)
     with env.autocast():
-        d_s = gan_d(d_scan(real_s), d_scan(pools["scan"].query(fake_s.to(real_s.dtype), g)), cfg.gan_loss)
-        d_c = gan_d(d_color(real_c), d_color(pools["color"].query(fake_c.to(real_c.dtype), g)), cfg.gan_loss)
+        d_s = losses.gan_d(d_scan(real_s), d_scan(pools["scan"].query(fake_s.to(real_s.dtype), g)), cfg.gan_loss)
+        d_c = losses.gan_d(d_color(real_c), d_color(pools["color"].query(fake_c.to(real_c.dtype), g)), cfg.gan_loss)
     opt_d.zero_grad(set_to_none=True)
     (d_s + d_c).backward()
     dist.sync_grads(d_scan, d_color)
@@ -115,7 +118,7 @@ def train_step(nets: dict, opt_g, opt_d, pools: dict, real_c, real_s, cfg, env: 
 
 
 # -------------------------------------------------------------------------------------------------- validation
-@torch.no_grad()
+@no_grad
 def to_scan(c2s: torch.nn.Module, img: torch.Tensor, env: train.Env) -> torch.Tensor:
     """uint8 (3,H,W) color image -> float (1,1,H,W) scan in [-1, 1], at full size (padded for the net, cropped)."""
     x = augment.to_unit(img)[None].to(env.device)
@@ -142,7 +145,7 @@ def load_truth(path: Path, size: tuple[int, int]) -> torch.Tensor | None:
     return torch.from_numpy(np.asarray(img).copy()).float().div(255)[None, None]
 
 
-@torch.no_grad()
+@no_grad
 def validate(nets: dict, val_colors: list, truth: Path | None, env: train.Env) -> dict:
     """Cycle error on val colors; with true line art: PSNR/SSIM of generated scans and of the greyscale baseline."""
     c2s, s2c = nets["c2s"], nets["s2c"]
@@ -315,7 +318,7 @@ def _save(ckpts, nets, opt_g, opt_d, pools, step, h, env: train.Env) -> None:
 def _finish(cfg, c2s, inputs: dict, h: str, val: dict, env: train.Env, log) -> dict:
     out = run_dir(cfg)
     path = out / "scan.pt"
-    save_generator(train.unwrap(c2s), path, lineage={**inputs, "config_hash": h, "pipeline": cfg.name}, metrics=val,
+    checkpoint.save_generator(train.unwrap(c2s), path, lineage={**inputs, "config_hash": h, "pipeline": cfg.name}, metrics=val,
                    train_config=cfg.section("train_scan"))
     m = {
         "stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": cfg.section("train_scan"), "config_hash": h,
