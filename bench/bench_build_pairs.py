@@ -56,7 +56,7 @@ def main():
         cfg = config.load(path)
         shards.run(cfg)
         sm = json.loads(shards.manifest_path(cfg).read_text())
-        imgs = [x for _, x in data.first_samples(data.shard_list(sm, "colors", "train"), "jpg", "RGB", args.images)]
+        imgs = [x for _, x in data.first_samples(data.shard_list(sm, "colors", "train"), args.images, ("jpg", "RGB"))]
         for method in ("ckpt", "xdog"):
             scanner = GeneratorScanner(str(ckpt), env, args.batch) if method == "ckpt" else XDoGScanner()
             scanner(imgs[: args.batch])  # warm up

@@ -5,7 +5,7 @@
 
 The page is a synthetic manga page (line art in framed panels, grey PNG). The colorizer has random weights (speed does
 not depend on them): the `base` preset (the method's ResNet50 U-Net) and `tiny` (the demo's). Latency, median of
---repeats: the page already decoded -> colored page at full size (Colorizer.colorize: resize to the working size,
+--repeats: the page already decoded -> colored page at full size (PageColorizer.colorize: resize to the working size,
 net, back to full size), with its parts (net alone; full-size transfer); and file to file (PNG decode + colorize +
 PNG encode). Throughput: `onepunch colorize` over a folder of --pages pages (decode/encode threads overlap the net).
 Results: bench/out/colorize.json.
@@ -28,8 +28,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from onepunch import pages  # noqa: E402
 from onepunch.checkpoint import save_colorizer  # noqa: E402
-from onepunch.colorize import Colorizer, luma, transfer_detail  # noqa: E402
 from onepunch.config import ColorizeConfig  # noqa: E402
+from onepunch.inference import PageColorizer, luma, transfer_detail  # noqa: E402
 from onepunch.models import colorizer  # noqa: E402
 from onepunch.sample import draw_page  # noqa: E402
 from onepunch.stages import colorize as stage  # noqa: E402
@@ -80,7 +80,7 @@ def main():
         g, _ = colorizer.build(preset, frozen_encoder=False)
         ckpt = OUT / f"{preset}.pt"
         save_colorizer(g.eval(), ckpt, working_size=args.working_size)
-        c = Colorizer(ckpt, device=args.device, batch_size=args.batch)
+        c = PageColorizer(ckpt, device=args.device, batch_size=args.batch)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         c.colorize(img)  # warm-up (cuDNN autotune, allocator)

@@ -124,23 +124,26 @@ Inputs = Annotated[list[Path], typer.Argument(help="Image files, folders (recurs
                                               show_default=False)]
 
 
+CC = config.ColorizeConfig()  # the colorize options' defaults are the [colorize] table's, stated once
+
+
 @app.command()
 def colorize(
     inputs: Inputs,
     ckpt: Annotated[Path, typer.Option(help="The colorizer (color.pt from train-color).")],
     out: Annotated[Path, typer.Option(help="Output folder (inputs are never overwritten).")] = Path("colored"),
-    fmt: Annotated[str, typer.Option("--format", help="Output format: png, jpg or webp.")] = "png",
-    quality: Annotated[int, typer.Option(help="JPEG/WebP quality.")] = 95,
-    working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="Output format: png, jpg or webp.")] = CC.format,
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality.")] = CC.quality,
+    working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = CC.working_size,
     transfer: Annotated[str, typer.Option(help="detail (net's colors, page's fine detail) or luminance (page's "
-                                                "greys kept exactly).")] = "detail",
-    tile: Annotated[int, typer.Option(help="Tiled inference with this tile side (multiple of 32; 0: off).")] = 0,
-    overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = 64,
-    batch_size: Annotated[int, typer.Option(help="Pages (or tiles) per forward pass.")] = 4,
-    force: Annotated[bool, typer.Option(help="Also colorize pages that are already in color.")] = False,
+                                                "greys kept exactly).")] = CC.transfer,
+    tile: Annotated[int, typer.Option(help="Tiled inference with this tile side (multiple of 32; 0: off).")] = CC.tile,
+    overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = CC.overlap,
+    batch_size: Annotated[int, typer.Option(help="Pages (or tiles) per forward pass.")] = CC.batch_size,
+    force: Annotated[bool, typer.Option(help="Also colorize pages that are already in color.")] = CC.force,
     overwrite: Annotated[bool, typer.Option(help="Replace files in --out that onepunch did not write.")] = False,
-    threshold: Annotated[float, typer.Option(help="Colorfulness above which a page counts as colored.")] = 12.0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threshold: Annotated[float, typer.Option(help="Colorfulness above which a page counts as colored.")] = CC.threshold,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = CC.device,
     rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
     world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):

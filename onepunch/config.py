@@ -119,9 +119,45 @@ class ShardsConfig:
 
 
 @dataclass(frozen=True)
-class TrainScanConfig:
+class TrainCommon:
+    """What both GAN stages' tables share: network size, augmentation, the rhythm of grids, validation and
+    checkpoints, loaders, seed and device. A stage's own table adds its settings below these."""
     preset: str = "base"
-    """Network sizes: tiny (CPU tests and demo) or base."""
+    """Network sizes: tiny (small networks: CPU tests and the demo) or base (the method)."""
+    min_crop: float = 0.6
+    """Smallest random square crop, as a fraction of the shorter side."""
+    rotate: float = 10.0
+    """Maximum random rotation, degrees."""
+    perspective_p: float = 0.3
+    """Probability of a random perspective warp."""
+    sample_every: int = 250
+    """Steps between sample grids (PNG)."""
+    val_every: int = 1000
+    """Steps between validations (and at the end of each stage)."""
+    val_images: int = 16
+    """Validation images (per domain in train-scan; pairs in train-color)."""
+    ckpt_every: int = 500
+    """Steps between checkpoints (and at each stage's end, and on SIGTERM or Ctrl-C)."""
+    keep_ckpts: int = 3
+    """Checkpoints kept (per size stage in train-color)."""
+    workers: int = 4
+    """Data loader processes per rank (0: load in the training process). Does not change the result."""
+    seed: int = 0
+    """Seed of initial weights, data order, augmentations (and train-scan's image pools)."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu or cuda."""
+
+    def _check_common(self, section: str) -> None:
+        _check(self.preset in ("tiny", "base"), f"{section}.preset must be tiny or base, got {self.preset!r}")
+        _bounds(self, section, rotate=(0.0, 180.0), perspective_p=(0.0, 1.0), sample_every=(1, None),
+                val_every=(1, None), val_images=(1, None), ckpt_every=(1, None), keep_ckpts=(1, None),
+                workers=(0, 256), seed=(0, None))
+        _check(0.1 <= self.min_crop <= 1.0, f"{section}.min_crop must be in [0.1, 1]")
+        _check(self.device in ("auto", "cpu", "cuda"), f"{section}.device must be auto, cpu or cuda, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class TrainScanConfig(TrainCommon):
     size: int = 256
     """Training crop size, pixels (multiple of 4)."""
     batch_size: int = 8
@@ -150,43 +186,16 @@ class TrainScanConfig:
     ink_weight: float = 1.0
     """Weight of a near-binary prior on generated scans (mean distance of each pixel to pure black or white): inked
     line art is black or paper. 0: off."""
-    min_crop: float = 0.6
-    """Smallest random square crop, as a fraction of the shorter side."""
-    rotate: float = 10.0
-    """Maximum random rotation, degrees."""
-    perspective_p: float = 0.3
-    """Probability of a random perspective warp."""
-    sample_every: int = 250
-    """Steps between sample grids (PNG)."""
-    val_every: int = 1000
-    """Steps between validations (and at the end)."""
-    val_images: int = 16
-    """Validation images per domain."""
-    ckpt_every: int = 500
-    """Steps between checkpoints (and at the end, and on SIGTERM or Ctrl-C)."""
-    keep_ckpts: int = 3
-    """Checkpoints kept."""
-    workers: int = 4
-    """Data loader processes per rank (0: load in the training process). Does not change the result."""
-    seed: int = 0
-    """Seed of initial weights, data order, augmentations and the image pools."""
-    device: str = "auto"
-    """auto (CUDA if available), cpu or cuda."""
     compile: bool = False
     """torch.compile the networks (CUDA)."""
 
     def __post_init__(self):
-        _check(self.preset in ("tiny", "base"), f"train_scan.preset must be tiny or base, got {self.preset!r}")
+        self._check_common("train_scan")
         _check(self.size >= 16 and self.size % 4 == 0, f"train_scan.size must be a multiple of 4 >= 16, got {self.size}")
         _bounds(self, "train_scan", batch_size=(1, None), steps=(1, None), decay_start=(0.0, 1.0), lr=(1e-12, 1.0),
                 beta1=(0.0, 0.9999), beta2=(0.0, 0.9999), lambda_cycle=(0.0, None), lambda_identity=(0.0, None),
-                pool_size=(0, None), cycle_noise=(0.0, 2.0), ink_weight=(0.0, None), rotate=(0.0, 180.0),
-                perspective_p=(0.0, 1.0), sample_every=(1, None),
-                val_every=(1, None), val_images=(1, None), ckpt_every=(1, None), keep_ckpts=(1, None),
-                workers=(0, 256), seed=(0, None))
+                pool_size=(0, None), cycle_noise=(0.0, 2.0), ink_weight=(0.0, None))
         _check(self.gan_loss in ("lsgan", "hinge"), f"train_scan.gan_loss must be lsgan or hinge, got {self.gan_loss!r}")
-        _check(self.device in ("auto", "cpu", "cuda"), f"train_scan.device must be auto, cpu or cuda, got {self.device!r}")
-        _check(0.1 <= self.min_crop <= 1.0, "train_scan.min_crop must be in [0.1, 1]")
 
 
 @dataclass(frozen=True)
@@ -231,9 +240,7 @@ class BuildPairsConfig:
 
 
 @dataclass(frozen=True)
-class TrainColorConfig:
-    preset: str = "base"
-    """Network sizes: tiny (small encoder; tests and the CPU demo) or base (ResNet50 encoder, the method)."""
+class TrainColorConfig(TrainCommon):
     size: int = 256
     """Final training size; stages double from start_size up to it (64 -> 128 -> 256)."""
     start_size: int = 64
@@ -277,38 +284,16 @@ class TrainColorConfig:
     """NoGAN: generator learning rate of the L1-only phase (each phase decays on its own schedule)."""
     degrade_p: float = 0.25
     """Probability of each input-scan degradation (blur, JPEG, erasing, line width)."""
-    min_crop: float = 0.6
-    """Smallest random square crop, as a fraction of the shorter side."""
-    rotate: float = 10.0
-    """Maximum random rotation, degrees."""
-    perspective_p: float = 0.3
-    """Probability of a random perspective warp."""
     lines_p: float = 0.3
     """Probability that the input scan is cut down to its lines (every pixel lighter than a random threshold in
     60-140 becomes paper white): generated scans keep some of the color's shading, and a colorizer that never sees
     scans without it learns to lean on it and leaves the white fills of real line art unfilled."""
-    sample_every: int = 250
-    """Steps between sample grids (PNG)."""
-    val_every: int = 1000
-    """Steps between validations (and at the end of each stage)."""
-    val_images: int = 16
-    """Validation pairs."""
-    ckpt_every: int = 500
-    """Steps between checkpoints (and at each stage's end, and on SIGTERM or Ctrl-C)."""
-    keep_ckpts: int = 3
-    """Checkpoints kept per stage."""
-    workers: int = 4
-    """Data loader processes per rank. Does not change the result."""
-    seed: int = 0
-    """Seed of initial weights, data order and augmentations."""
-    device: str = "auto"
-    """auto (CUDA if available), cpu or cuda."""
     compile: bool = True
     """torch.compile the training step's networks on CUDA (ignored on CPU). Base at 256 px on an H200: 1,167 img/s
     against 650 eager bf16 (BENCHMARKS.md), for about a minute of compiling per size. Does not change the hash."""
 
     def __post_init__(self):
-        _check(self.preset in ("tiny", "base"), f"train_color.preset must be tiny or base, got {self.preset!r}")
+        self._check_common("train_color")
         _check(self.start_size >= 32 and self.start_size % 32 == 0,
                f"train_color.start_size must be a multiple of 32, got {self.start_size}")
         ratio = self.size / self.start_size
@@ -316,18 +301,13 @@ class TrainColorConfig:
                f"train_color.size ({self.size}) must be start_size ({self.start_size}) times a power of 2")
         _bounds(self, "train_color", batch_size=(1, None), epochs=(0.0, None), steps=(0, None), lr_g=(1e-12, 1.0),
                 lr_d=(1e-12, 1.0), nogan_lr_g=(1e-12, 1.0), beta1=(0.0, 0.9999), beta2=(0.0, 0.9999), decay_start=(0.0, 1.0),
-                l1_weight=(0.0, None), edge_weight=(0.0, None), degrade_p=(0.0, 1.0), rotate=(0.0, 180.0),
-                perspective_p=(0.0, 1.0), lines_p=(0.0, 1.0), sample_every=(1, None), val_every=(1, None),
-                val_images=(1, None), ckpt_every=(1, None), keep_ckpts=(1, None), workers=(0, 256),
-                seed=(0, None))
+                l1_weight=(0.0, None), edge_weight=(0.0, None), degrade_p=(0.0, 1.0), lines_p=(0.0, 1.0))
         _check(self.epochs > 0 or self.steps > 0, "train_color: epochs or steps must be > 0")
-        _check(0.1 <= self.min_crop <= 1.0, "train_color.min_crop must be in [0.1, 1]")
         _check(all(0 <= p <= 1 for p in self.nogan_phases), "train_color.nogan_phases must be fractions in [0, 1]")
         _check(self.gan_loss in ("hinge", "lsgan"), f"train_color.gan_loss must be hinge or lsgan, got {self.gan_loss!r}")
         _check(self.l1_schedule in ("constant", "linear"),
                f"train_color.l1_schedule must be constant or linear, got {self.l1_schedule!r}")
         _check(len(self.nogan_phases) == 2 and sum(self.nogan_phases) <= 1, "train_color.nogan_phases: two, sum <= 1")
-        _check(self.device in ("auto", "cpu", "cuda"), f"train_color.device must be auto, cpu or cuda, got {self.device!r}")
 
     @property
     def sizes(self) -> list[int]:
@@ -368,6 +348,10 @@ class EvalConfig:
         _check(self.device in ("auto", "cpu", "cuda"), f"eval.device must be auto, cpu or cuda, got {self.device!r}")
 
 
+COLORFUL = 12.0
+"""Hasler-Suesstrunk colorfulness above which a page counts as already colored ("slightly colorful" is 15)."""
+
+
 @dataclass(frozen=True)
 class ColorizeConfig:
     inputs: tuple[str, ...] = ()
@@ -389,7 +373,7 @@ class ColorizeConfig:
     """Tile overlap, blended linearly."""
     batch_size: int = 4
     """Pages (or tiles) per forward pass."""
-    threshold: float = 12.0
+    threshold: float = COLORFUL
     """Colorfulness (Hasler-Suesstrunk) above which a page counts as already in color and is left alone."""
     force: bool = False
     """Colorize pages that are already in color too (from their luminance)."""

@@ -247,14 +247,14 @@ def unblock(stream):
             yield *sample, view.view(shape)
 
 
-def first_samples(shards: list[tuple[str, int]], ext: str, mode: str, n: int) -> list[tuple[str, torch.Tensor]]:
-    """The first n (key, uint8 image) of a shard list, in order: a fixed validation set."""
+def first_samples(shards: list[tuple[str, int]], n: int, *members: tuple[str, str]) -> list[tuple]:
+    """The first n samples of a shard list, in order (a fixed validation set), as (key, image, ...): one uint8
+    (C, H, W) tensor per (member ext, mode) asked for, e.g. ("scan.png", "L"), ("color.jpg", "RGB")."""
     out = []
     for path, _ in shards:
         idx = TarIndex(path)
         for i in range(len(idx.samples)):
             if len(out) == n:
                 return out
-            key, data = idx.read(i, ext)
-            out.append((key, decode(data, mode)))
+            out.append((idx.samples[i][0], *(decode(idx.read(i, ext)[1], mode) for ext, mode in members)))
     return out

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,11 +89,25 @@ def read_json(path: str | Path):
         return None
 
 
+_SHA256: dict[tuple, str] = {}
+
+
 def sha256_file(path: str | Path) -> str:
+    """sha256 of a file, remembered for this process while the file stays the same (path, inode, size, mtime): every
+    stage's state re-checks its upstream's manifest and checkpoint, so `onepunch status` would otherwise read a
+    color.pt five times."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _SHA256:
+        return _SHA256[key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+    # A file changed in the last 2 s may change again within the clock's tick without a new mtime (git's "racy"
+    # case): only older files are remembered.
+    if time.time_ns() - st.st_mtime_ns > 2_000_000_000:
+        _SHA256[key] = h.hexdigest()
     return h.hexdigest()
 
 

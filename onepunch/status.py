@@ -4,19 +4,42 @@ current config and inputs), and `run_pipeline`, which runs those that are not do
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from types import ModuleType
 
 from onepunch.config import PipelineConfig
 from onepunch.stages import build_pairs, colorize, evaluate, shards, train_color, train_scan
 from onepunch.ui import console
 
-# Stage names are the CLI command names, in pipeline order; colorize is the [colorize] inputs step.
-STAGES = {"shards": shards, "train-scan": train_scan, "build-pairs": build_pairs, "train-color": train_color,
-          "eval": evaluate, "colorize": colorize}
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    """The CLI command."""
+    module: ModuleType
+    """Its stage module: run(cfg), state(cfg), manifest_path(cfg)."""
+    needs: tuple[str, ...]
+    """The stages whose outputs it reads (through their manifests); tests/test_status.py checks these against the
+    modules' imports, so a new stage is one module plus one line here."""
+
+
+GRAPH = (
+    Stage("shards", shards, ()),
+    Stage("train-scan", train_scan, ("shards",)),
+    Stage("build-pairs", build_pairs, ("shards", "train-scan")),  # train-scan's scan.pt (or XDoG, or your pairs)
+    Stage("train-color", train_color, ("build-pairs",)),
+    Stage("eval", evaluate, ("train-color", "build-pairs", "train-scan")),
+    Stage("colorize", colorize, ("train-color",)),  # the [colorize] inputs step
+)
+STAGES = {s.name: s.module for s in GRAPH}
+"""Stage names in pipeline order (every stage after those it needs)."""
 
 
 def stage_states(cfg: PipelineConfig) -> list[dict]:
-    return [{"name": name, "state": mod.state(cfg), "manifest": str(mod.manifest_path(cfg))}
-            for name, mod in STAGES.items()]
+    """Each stage's state, in order, with what it needs: a stage whose upstream is not done is done only while its
+    manifest still matches what that upstream left on disk (`onepunch run` reruns the upstream, then it)."""
+    return [{"name": s.name, "state": s.module.state(cfg), "manifest": str(s.module.manifest_path(cfg)),
+             "needs": list(s.needs)} for s in GRAPH]
 
 
 def run_pipeline(cfg: PipelineConfig) -> None:
@@ -27,7 +50,8 @@ def run_pipeline(cfg: PipelineConfig) -> None:
     if cfg.source.kind == "sample":  # a no-op when it is there; the demo's colorize step reads its pages
         from onepunch import sample
         sample.generate(cfg.source.path, cfg.source.sample_scans, cfg.source.sample_colors, cfg.source.sample_seed)
-    for name, mod in STAGES.items():
+    for stage in GRAPH:
+        name, mod = stage.name, stage.module
         st = mod.state(cfg)
         if st in ("done", "skipped"):
             log.print(f"[green]✓[/] {name}: {'up to date' if st == 'done' else 'nothing to do'}")

@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from onepunch import Colorizer, metrics, pages
-from onepunch.colorize import _ramp, _starts, colorfulness, luma, transfer_color, transfer_detail
+from onepunch import PageColorizer, metrics, pages
 from onepunch.config import ColorizeConfig
+from onepunch.inference import _ramp, _starts, colorfulness, luma, transfer_color, transfer_detail
 from onepunch.sample import draw_color, draw_page
 from onepunch.stages import colorize as stage
 from tests.conftest import REPO, run_cli
@@ -168,7 +168,7 @@ def test_rerun_does_nothing_and_outputs_are_reproducible(tmp_path, color_pt):
 
 
 def test_api_pages_of_any_size(color_pt):
-    c = Colorizer(color_pt, device="cpu")
+    c = PageColorizer(color_pt, device="cpu")
     assert c.working_size == 128
     for size in ((37, 1000), (640, 480), (128, 128)):
         out = c.colorize(Image.fromarray(np.full(size[::-1], 255, np.uint8)))
@@ -178,7 +178,7 @@ def test_api_pages_of_any_size(color_pt):
 def test_tiles_blend_to_the_whole(color_pt):
     """With a pointwise net, tiled inference must equal whole-page inference: the tiles cover every pixel with
     positive weight, and the blend is normalised by the weights' sum."""
-    c = Colorizer(color_pt, device="cpu", working_size=512, tile=96, overlap=32, batch_size=3)
+    c = PageColorizer(color_pt, device="cpu", working_size=512, tile=96, overlap=32, batch_size=3)
     c._run = lambda batch: np.repeat(batch[..., None], 3, 3)  # identity "net": grey in, grey out
     work = np.random.default_rng(0).integers(0, 256, (300, 451), dtype=np.uint8)
     tiled = c._colorize_tiled(work)
@@ -267,7 +267,7 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, color_pt, monkey
     write_inputs(tmp_path / "in")
     make_cbz(tmp_path / "in" / "vol.cbz")
     stage.colorize([tmp_path / "in"], tmp_path / "clean", color_pt, cc(batch_size=1))
-    real, calls = Colorizer.colorize_many, []
+    real, calls = PageColorizer.colorize_many, []
 
     def dies_in_the_chapter(self, images, force=False):
         calls.append(1)
@@ -275,13 +275,13 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, color_pt, monkey
             raise KeyboardInterrupt
         return real(self, images, force)
 
-    monkeypatch.setattr(Colorizer, "colorize_many", dies_in_the_chapter)
+    monkeypatch.setattr(PageColorizer, "colorize_many", dies_in_the_chapter)
     with pytest.raises(KeyboardInterrupt):
         stage.colorize([tmp_path / "in"], tmp_path / "out", color_pt, cc(batch_size=1))
     left = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert ".onepunch-colorize.json" in left and "vol.cbz" not in left
     assert not [n for n in left if ".tmp-" in n]  # no partial chapter or page left behind
-    monkeypatch.setattr(Colorizer, "colorize_many", real)
+    monkeypatch.setattr(PageColorizer, "colorize_many", real)
     s = stage.colorize([tmp_path / "in"], tmp_path / "out", color_pt, cc(batch_size=1))
     assert s.up_to_date == 6 and s.done == 3
 
@@ -298,3 +298,9 @@ def test_a_bad_checkpoint_is_a_one_line_error(tmp_path):
     for ckpt, message in ((tmp_path / "nope.pt", "not found"), (tmp_path / "bad.pt", "not a loadable")):
         r = run_cli("colorize", str(tmp_path / "page.png"), "--ckpt", str(ckpt), "--out", str(tmp_path / "o"))
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_old_name_still_imports():
+    import onepunch
+
+    assert onepunch.Colorizer is PageColorizer  # scripts written before the rename keep working

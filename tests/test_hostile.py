@@ -19,8 +19,8 @@ import pytest
 import torch
 from PIL import Image
 
-from onepunch import colorize as api
 from onepunch import config, pages, sample
+from onepunch import inference as api
 from onepunch.errors import UserError
 from onepunch.manifest import AtomicFile, atomic_write
 from onepunch.shardwork import ShardOut

@@ -51,11 +51,11 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
              log=None, rank: Rank | None = None, overwrite: bool = False) -> pages.Summary:
     """Colorize every page of `inputs` (this rank's share of them) into `out`; returns the summary (failures
     included, never raised)."""
-    from onepunch.colorize import Colorizer
+    from onepunch.inference import PageColorizer
 
     log = log or console()
     jobs, own_record = split(pages.discover(inputs, out, cc.format), out, "colorize", rank)
-    c = Colorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
+    c = PageColorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
                   batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer)
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))

@@ -7,7 +7,7 @@ Sets: "pairs", the held-out (val) pairs of build-pairs (generated scan -> true c
 embedded sample, "true_lineart", the same colors from their true line art; with `[eval] real_pairs = DIR` (or
 `--pairs DIR`), "real", true scans -> true colors (the colorizer and the `[eval] compare` colorizers side by side), and
 "real_scans", true colors -> scans against the true ink (the scan generator next to XDoG, greyscale and a white page).
-Every image is colorized the way users' pages are (Colorizer: working size, color transferred onto the scan's
+Every image is colorized the way users' pages are (PageColorizer: working size, color transferred onto the scan's
 luminance), at its own size.
 
 Methods, all scored against the true color: the colorizer; "scan" (the input scan itself, as RGB); "greyscale" (the
@@ -44,7 +44,7 @@ from onepunch.ui import console, progress
 # Imported at first use: `onepunch status` reads this module's state() without paying for torch.
 torch = lazy("torch")
 data, fid, metrics, train = lazy("onepunch.data"), lazy("onepunch.fid"), lazy("onepunch.metrics"), lazy("onepunch.train")
-pages_api, scanners = lazy("onepunch.colorize"), lazy("onepunch.scanners")
+inference, scanners = lazy("onepunch.inference"), lazy("onepunch.scanners")
 
 NAME = "eval"
 BASELINES = ("scan", "greyscale", "mean_color")  # greyscale is handed the truth's luminance: a reference
@@ -111,17 +111,9 @@ def state(cfg: PipelineConfig, inputs: dict | None = None) -> str:
 def _val_pairs(cfg: PipelineConfig, pm: dict) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
     """(split, [(key, scan uint8 HxW, color uint8 HxWx3)]) for the first max_images held-out pairs."""
     split = "val" if pm["splits"]["val"]["count"] else "train"
-    scan_ext, color_ext = pm["members"]["scan"], pm["members"]["color"]
-    out = []
-    for s in pm["splits"][split]["shards"]:
-        idx = data.TarIndex(str(Path(pm["root"]) / s["path"]))
-        for i in range(len(idx.samples)):
-            if len(out) == cfg.eval.max_images:
-                return split, out
-            key, scan = idx.read(i, scan_ext)
-            color = idx.read(i, color_ext)[1]
-            out.append((key, data.decode(scan, "L")[0].numpy(), data.decode(color, "RGB").permute(1, 2, 0).numpy()))
-    return split, out
+    shards = [(str(Path(pm["root"]) / s["path"]), s["count"]) for s in pm["splits"][split]["shards"]]
+    found = data.first_samples(shards, cfg.eval.max_images, (pm["members"]["scan"], "L"), (pm["members"]["color"], "RGB"))
+    return split, [(key, scan[0].numpy(), color.permute(1, 2, 0).numpy()) for key, scan, color in found]
 
 
 def _mean_color(pm: dict) -> np.ndarray:
@@ -153,7 +145,7 @@ def image_metrics(out: np.ndarray, truth: np.ndarray, scan: np.ndarray) -> dict:
     cf_o, cf_t = float(metrics.colorfulness(o)[0]), float(metrics.colorfulness(t)[0])
     return {"psnr": metrics.psnr(o, t), "ssim": metrics.ssim(o, t), "ciede2000": float(de),
             "colorfulness": cf_o, "colorfulness_gap": abs(cf_o - cf_t),
-            **metrics.line_f1(scan, pages_api.luma(Image.fromarray(out)))}
+            **metrics.line_f1(scan, inference.luma(Image.fromarray(out)))}
 
 
 def _real_pairs(cfg: PipelineConfig) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -167,7 +159,7 @@ def _real_pairs(cfg: PipelineConfig) -> list[tuple[str, np.ndarray, np.ndarray]]
     return out
 
 
-def _outputs(colorizers: dict[str, pages_api.Colorizer], items: list, mean_rgb: np.ndarray, log,
+def _outputs(colorizers: dict[str, inference.PageColorizer], items: list, mean_rgb: np.ndarray, log,
              label: str) -> dict[str, list[np.ndarray]]:
     outs = {m: [] for m in [*colorizers, *BASELINES]}
     batch = next(iter(colorizers.values())).batch_size
@@ -180,9 +172,9 @@ def _outputs(colorizers: dict[str, pages_api.Colorizer], items: list, mean_rgb: 
                                c.colorize_many([Image.fromarray(scan, "L") for _, scan, _ in part], force=True)]
             for _, scan, truth in part:
                 outs["scan"].append(np.repeat(scan[..., None], 3, 2))
-                outs["greyscale"].append(np.repeat(pages_api.luma(Image.fromarray(truth))[..., None], 3, 2))
+                outs["greyscale"].append(np.repeat(inference.luma(Image.fromarray(truth))[..., None], 3, 2))
                 flat = np.broadcast_to(mean_rgb.astype(np.uint8), (1, 1, 3))
-                outs["mean_color"].append(pages_api.transfer_color(scan, np.ascontiguousarray(flat)))
+                outs["mean_color"].append(inference.transfer_color(scan, np.ascontiguousarray(flat)))
             bar.update(task, advance=len(part))
     return outs
 
@@ -196,7 +188,7 @@ def _scan_outputs(scanners: dict, items: list, log) -> dict[str, list[np.ndarray
             t = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))
             for name, scanner in scanners.items():
                 outs[name].append(scanner([t])[0])
-            outs["greyscale"].append(pages_api.luma(Image.fromarray(color)))
+            outs["greyscale"].append(inference.luma(Image.fromarray(color)))
             outs["white"].append(np.full_like(scan, 255))
             bar.update(task, advance=1)
     return outs
@@ -339,7 +331,7 @@ def run(cfg: PipelineConfig) -> dict:
     split, val = _val_pairs(cfg, pm)
     if not val:
         raise UserError("no pairs to evaluate: the build-pairs output is empty")
-    c = pages_api.Colorizer(inputs["ckpt"], device=ec.device, working_size=ec.working_size, batch_size=8)
+    c = inference.PageColorizer(inputs["ckpt"], device=ec.device, working_size=ec.working_size, batch_size=8)
     features, fid_note = fid.extractor(c.device) if ec.fid else (None, "FID/KID off (eval.fid = false)")
     mean_rgb = _mean_color(pm)
     mine = {"colorizer": c}
@@ -348,7 +340,7 @@ def run(cfg: PipelineConfig) -> dict:
         sets["true_lineart"] = (truth, mine, "the same colors from their true line art (embedded sample)")
     real = _real_pairs(cfg) if ec.real_pairs else []
     if real:
-        others = {name: pages_api.Colorizer(path, device=ec.device, working_size=ec.working_size, batch_size=8)
+        others = {name: inference.PageColorizer(path, device=ec.device, working_size=ec.working_size, batch_size=8)
                   for name, path in sorted(ec.compare.items())}
         sets["real"] = (real, {**mine, **others}, f"true scans -> true colors, {ec.real_pairs}")
     out = run_dir(cfg)

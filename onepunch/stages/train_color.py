@@ -213,15 +213,8 @@ def validate(g, val: list, mean_color: torch.Tensor, size: int, env: train.Env) 
 
 def _mean_color(shards: list, spec_ext: tuple[str, str], n: int = 64) -> torch.Tensor:
     """Mean RGB in [0, 1] of the first n training colors (the 'mean training color' baseline)."""
-    total, count = torch.zeros(3), 0
-    for path, _ in shards:
-        idx = data.TarIndex(path)
-        for i in range(len(idx.samples)):
-            if count == n:
-                return total / count
-            total += data.decode(idx.read(i, spec_ext[1])[1], "RGB").float().mean((1, 2)) / 255
-            count += 1
-    return total / max(1, count)
+    colors = [c for _, c in data.first_samples(shards, n, (spec_ext[1], "RGB"))]
+    return sum((c.float().mean((1, 2)) / 255 for c in colors), torch.zeros(3)) / max(1, len(colors))
 
 
 # ------------------------------------------------------------------------------------------------------------ run
@@ -300,12 +293,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                          tc.batch_size, data.mix_seed(tc.seed, "pairs", size), env.rank.rank, degrade_p=tc.degrade_p,
                          min_crop=tc.min_crop, rotate=tc.rotate, perspective_p=tc.perspective_p,
                          lines_p=tc.lines_p)
-    val = []
-    for path, _ in val_shards:
-        idx = data.TarIndex(path)
-        for i in range(len(idx.samples)):
-            if len(val) < tc.val_images:
-                val.append((data.decode(idx.read(i, members[0])[1], "L"), data.decode(idx.read(i, members[1])[1], "RGB")))
+    val = [(s, c) for _, s, c in data.first_samples(val_shards, tc.val_images, (members[0], "L"), (members[1], "RGB"))]
     mean_color = _mean_color(train_shards, members)
     grid_scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val[:GRID_IMAGES]])
     grid_colors = torch.stack([augment.to_unit(augment.center_square(c, size)) for _, c in val[:GRID_IMAGES]])

@@ -250,7 +250,7 @@ def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after
     val = {}
     for domain, mode in (("colors", "RGB"), ("scans", "L")):
         split = "val" if shards_m["domains"][domain]["val"]["count"] else "train"
-        val[domain] = data.first_samples(data.shard_list(shards_m, domain, split), ext, mode, tc.val_images)
+        val[domain] = data.first_samples(data.shard_list(shards_m, domain, split), tc.val_images, (ext, mode))
     grid_c = torch.stack([augment.to_unit(augment.center_square(x, tc.size)) for _, x in val["colors"][:GRID_IMAGES]])
     grid_s = torch.stack([augment.to_unit(augment.center_square(x, tc.size)) for _, x in val["scans"][:GRID_IMAGES]])
     grid_c, grid_s = grid_c.to(env.device), grid_s.to(env.device)

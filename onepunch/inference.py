@@ -1,6 +1,7 @@
-"""The colorizer as a library: `from onepunch import Colorizer`.
+"""Colorizing pages, as a library: `from onepunch import PageColorizer` (the trained network itself is
+`onepunch.models.colorizer.Colorizer`).
 
-    c = Colorizer("color.pt")                      # GPU if there is one, else CPU
+    c = PageColorizer("color.pt")                      # GPU if there is one, else CPU
     page = c.colorize(Image.open("page.png"))      # a PIL image of the input's size
     pages = c.colorize_many(images)                # batched; None where a page is already in color
 
@@ -32,12 +33,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from onepunch import imageio
+from onepunch import imageio, metrics
+from onepunch.config import COLORFUL
 from onepunch.devices import pick_device
 from onepunch.errors import UserError
 
 DEFAULT_WORKING_SIZE = 512
-COLORFUL = 12.0  # Hasler-Suesstrunk colorfulness above which a page counts as already colored ("slightly" is 15)
 
 # L* (0-100) of an 8-bit grey level: the page's luminance in Lab, by lookup instead of a full conversion.
 _L_OF_GREY = cv2.cvtColor(np.repeat(np.arange(256, dtype=np.float32)[None, :, None] / 255, 3, 2),
@@ -50,13 +51,12 @@ def normalise(img: Image.Image) -> Image.Image:
 
 
 def colorfulness(img: Image.Image) -> float:
-    """Hasler-Suesstrunk colorfulness of a page (0 for grey; on a <= 256 px copy: the statistic is global)."""
+    """Hasler-Suesstrunk colorfulness of a page (metrics.colorfulness; 0 for grey; on a <= 256 px copy: the
+    statistic is global)."""
     if img.mode != "RGB":
         return 0.0
-    small = np.asarray(img if max(img.size) <= 256 else imageio.resize_max(img, 256), np.float32)
-    rg = small[..., 0] - small[..., 1]
-    yb = 0.5 * (small[..., 0] + small[..., 1]) - small[..., 2]
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    small = np.asarray(img if max(img.size) <= 256 else imageio.resize_max(img, 256))
+    return float(metrics.colorfulness(torch.from_numpy(small.copy()).permute(2, 0, 1)[None] / 255.0)[0])
 
 
 def luma(img: Image.Image) -> np.ndarray:
@@ -160,7 +160,7 @@ def _starts(n: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
-class Colorizer:
+class PageColorizer:
     """A trained colorizer (color.pt) ready for pages. Thread-compatible, not thread-safe."""
 
     def __init__(self, ckpt: str | Path, device: str = "auto", working_size: int = 0, tile: int = 0,
