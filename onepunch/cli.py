@@ -137,6 +137,7 @@ def colorize(
     working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = CC.working_size,
     transfer: Annotated[str, typer.Option(help="detail (net's colors, page's fine detail) or luminance (page's "
                                                 "greys kept exactly).")] = CC.transfer,
+    chroma: Annotated[str, typer.Option(help="inward (colors stop at ink lines) or bilinear.")] = CC.chroma,
     tile: Annotated[int, typer.Option(help="Tiled inference with this tile side (multiple of 32; 0: off).")] = CC.tile,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = CC.overlap,
     batch_size: Annotated[int, typer.Option(help="Pages (or tiles) per forward pass.")] = CC.batch_size,
@@ -149,7 +150,7 @@ def colorize(
 ):
     """Colorize line art and manga pages at full resolution; chapters stay chapters."""
     cc = config.from_dict(config.ColorizeConfig, {
-        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "tile": tile, "overlap": overlap,
+        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma, "tile": tile, "overlap": overlap,
         "batch_size": batch_size, "force": force, "threshold": threshold, "device": device}, "colorize")
     from onepunch.dist import rank_info
     from onepunch.stages import colorize as stage

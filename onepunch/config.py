@@ -367,6 +367,9 @@ class ColorizeConfig:
     transfer: str = "detail"
     """Back to full size: detail (the net's colors and luminance, the page's fine detail) or luminance (the page's
     luminance exactly, the net's chroma: for toned pages whose greys are final)."""
+    chroma: str = "inward"
+    """How the net's colors are brought to full size: inward (near ink lines, from farther inside the region, so
+    colors stop at the lines) or bilinear (blind to the lines)."""
     tile: int = 0
     """Tile side (multiple of 32) for tiled inference at large working sizes; 0: whole page at once."""
     overlap: int = 64
@@ -382,6 +385,7 @@ class ColorizeConfig:
 
     def __post_init__(self):
         _check(self.transfer in ("detail", "luminance"), f"colorize.transfer must be detail or luminance, got {self.transfer!r}")
+        _check(self.chroma in ("inward", "bilinear"), f"colorize.chroma must be inward or bilinear, got {self.chroma!r}")
         _check(self.format in ("png", "jpg", "webp"), f"colorize.format must be png, jpg or webp, got {self.format!r}")
         _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None),
                 batch_size=(1, 1024), threshold=(0.0, None))

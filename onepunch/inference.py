@@ -77,15 +77,15 @@ def _rows(a: np.ndarray, h: int, w: int, y0: int, y1: int) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def _by_strips(grey: np.ndarray, strip) -> np.ndarray:
+def _by_strips(grey: np.ndarray, strip, pixels: int = STRIP_PIXELS) -> np.ndarray:
     """uint8 (H, W, 3) made a strip of rows at a time by strip(y0, y1): memory for a page of any size is its
     output plus one strip's temporaries."""
     h, w = grey.shape
     out = np.empty((h, w, 3), np.uint8)
     # Strips are independent and OpenCV and numpy release the GIL, so threads divide a 6 MP page's ~0.2 s. With T
     # threads a strip is 1/T as tall: the temporaries in flight stay one STRIP_PIXELS' worth.
-    threads = max(1, min(TRANSFER_THREADS, h * w // STRIP_PIXELS))
-    rows = max(1, STRIP_PIXELS // (w * threads))
+    threads = max(1, min(TRANSFER_THREADS, h * w // pixels))
+    rows = max(1, pixels // (w * threads))
 
     def fill(y0: int) -> None:
         y1 = min(h, y0 + rows)
@@ -101,20 +101,69 @@ def _by_strips(grey: np.ndarray, strip) -> np.ndarray:
     return out
 
 
+INK = 96
+"""Page grey level below which a pixel is ink (lines, lettering, solid blacks)."""
+CHROMA = ("inward", "bilinear")
+REACH = 1.0
+"""inward: pixels within REACH x (the upscale factor) + 1 of ink take their chroma from farther inside (1.0, 1.5 and
+2.5 measured on scripts/bleed.py: 1.0 best at 1024 and 3072 px)."""
+
+
+def _strip_pixels(chroma: str) -> int:
+    """inward keeps distance maps and labels (~2x bilinear's bytes per pixel): half the strip, the same memory."""
+    return STRIP_PIXELS // 2 if chroma == "inward" else STRIP_PIXELS
+
+
+def _check_chroma(chroma: str) -> None:
+    if chroma not in CHROMA:
+        raise UserError(f"chroma must be {' or '.join(CHROMA)}, not {chroma!r}")
+
+
+def _lab_rows(color: np.ndarray, grey: np.ndarray, y0: int, y1: int, chroma: str) -> np.ndarray:
+    """Rows y0..y1 of the net's color (uint8 h x w x 3) at the page's size, in Lab (float32).
+
+    bilinear: plain upsampling, blind to the page: a color crosses an ink line by about the upscale factor (6 px on
+    a 3000 px page from 512). inward: near ink, a pixel takes the chroma of the nearest pixel that is well inside a
+    region (farther than that reach from ink, or deep inside a solid black), which is on its own side of the line;
+    lightness is untouched. (A guided or joint-bilateral filter cannot do this: both sides of a line have the same
+    page lightness, so it smooths them together.)"""
+    h, w = grey.shape
+    _check_chroma(chroma)
+    if chroma == "bilinear":
+        return cv2.cvtColor(_rows(color, h, w, y0, y1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    reach = int(np.ceil(REACH * max(h / color.shape[0], w / color.shape[1]))) + 1
+    c0, c1 = max(0, y0 - 2 * reach), min(h, y1 + 2 * reach)  # context rows: the nearest inner pixel may lie outside
+    lab = cv2.cvtColor(_rows(color, h, w, c0, c1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    ink = (grey[c0:c1] < INK).astype(np.uint8)
+    if ink.any() and not ink.all():
+        inner = (cv2.distanceTransform(1 - ink, cv2.DIST_L2, 3) > reach) | (cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+                                                                            > reach)
+        if inner.any():
+            # Labels number the inner pixels in raster order from 1; every pixel gets its nearest inner pixel's.
+            label = cv2.distanceTransformWithLabels((~inner).astype(np.uint8), cv2.DIST_L2, 3,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)[1]
+            ys, xs = np.nonzero(inner)
+            rows = slice(y0 - c0, y1 - c0)
+            outer = ~inner[rows]  # only these change (inner pixels keep their own chroma), only in the strip's rows
+            src = label[rows][outer] - 1
+            lab[rows][outer, 1:] = lab[ys[src], xs[src], 1:]
+    return lab[y0 - c0: y1 - c0]
+
+
 def _to_rgb(lab: np.ndarray) -> np.ndarray:
     return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray) -> np.ndarray:
+def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray, chroma: str = "inward") -> np.ndarray:
     """The net's color (uint8 h x w x 3, from the working-size luminance `work`, h x w) at the size of the page
     `grey` (uint8 H x W), with the page's own fine detail: L = L_net + (L_page - L_work), both upsampled, so flat
     regions keep the luminance the net chose and lines and text keep the page's sharpness. Chroma is scaled down where
-    the result is darker than the net's (lines the net blurred)."""
+    the result is darker than the net's (lines the net blurred); `chroma` says how it is upsampled (_lab_rows)."""
     h, w = grey.shape
     work_l = _L_OF_GREY[work]
 
     def strip(y0: int, y1: int) -> np.ndarray:
-        lab = cv2.cvtColor(_rows(color, h, w, y0, y1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        lab = _lab_rows(color, grey, y0, y1, chroma)
         detail = _L_OF_GREY[grey[y0:y1]] - _rows(work_l, h, w, y0, y1)
         # The net decides the luminance of everything it sees at its resolution, solid blacks included: inkers fill
         # shapes with black that the colorist colors (measured on real pairs: clamping the result to be no lighter
@@ -124,21 +173,21 @@ def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray) -> np
         lab[..., 0] = light
         return _to_rgb(lab)
 
-    return _by_strips(grey, strip)
+    return _by_strips(grey, strip, _strip_pixels(chroma))
 
 
-def transfer_color(grey: np.ndarray, color: np.ndarray) -> np.ndarray:
-    """The chroma of `color` (uint8 h x w x 3, any size) on the luminance of `grey` (uint8 H x W) -> uint8 H x W x 3."""
-    h, w = grey.shape
+def transfer_color(grey: np.ndarray, color: np.ndarray, chroma: str = "inward") -> np.ndarray:
+    """The chroma of `color` (uint8 h x w x 3, any size) on the luminance of `grey` (uint8 H x W) -> uint8 H x W x 3;
+    `chroma` says how it is upsampled (_lab_rows)."""
 
     def strip(y0: int, y1: int) -> np.ndarray:
-        lab = cv2.cvtColor(_rows(color, h, w, y0, y1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        lab = _lab_rows(color, grey, y0, y1, chroma)
         page_l = _L_OF_GREY[grey[y0:y1]]
         lab[..., 1:] *= np.minimum(1.0, page_l / np.maximum(lab[..., 0], 1.0))[..., None]
         lab[..., 0] = page_l
         return _to_rgb(lab)
 
-    return _by_strips(grey, strip)
+    return _by_strips(grey, strip, _strip_pixels(chroma))
 
 
 def _ramp(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:
@@ -164,7 +213,8 @@ class PageColorizer:
     """A trained colorizer (color.pt) ready for pages. Thread-compatible, not thread-safe."""
 
     def __init__(self, ckpt: str | Path, device: str = "auto", working_size: int = 0, tile: int = 0,
-                 overlap: int = 64, batch_size: int = 4, threshold: float = COLORFUL, transfer: str = "detail"):
+                 overlap: int = 64, batch_size: int = 4, threshold: float = COLORFUL, transfer: str = "detail",
+                 chroma: str = "inward"):
         from onepunch.checkpoint import load_colorizer
 
         self.device = pick_device(device)
@@ -179,8 +229,9 @@ class PageColorizer:
             raise UserError(f"overlap must be between 0 and tile / 2 ({tile // 2}), not {overlap}")
         if transfer not in ("detail", "luminance"):
             raise UserError(f"transfer must be detail or luminance, not {transfer!r}")
+        _check_chroma(chroma)
         self.tile, self.overlap, self.batch_size, self.threshold = tile, overlap, max(1, batch_size), threshold
-        self.transfer = transfer
+        self.transfer, self.chroma = transfer, chroma
 
     def _round(self, n: int) -> int:
         return max(self.multiple, -(-n // self.multiple) * self.multiple)
@@ -260,7 +311,8 @@ class PageColorizer:
         colors = self.color_at_working_size(works)
         out: list[Image.Image | None] = [None] * len(images)
         for i, grey, work, color in zip(todo, greys, works, colors, strict=True):
-            rgb = transfer_detail(grey, work, color) if self.transfer == "detail" else transfer_color(grey, color)
+            rgb = (transfer_detail(grey, work, color, self.chroma) if self.transfer == "detail"
+                   else transfer_color(grey, color, self.chroma))
             out[i] = Image.fromarray(rgb, "RGB")
         return out
 

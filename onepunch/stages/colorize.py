@@ -34,7 +34,7 @@ NAME = "colorize"
 def _settings(cc: ColorizeConfig, ckpt: Path) -> dict:
     """What the output bytes depend on (not batch size, device or the input list). working_size 0 means the
     checkpoint's own, which its sha256 pins."""
-    return {"ckpt_sha256": sha256_file(ckpt), "working_size": cc.working_size, "transfer": cc.transfer, "tile": cc.tile,
+    return {"ckpt_sha256": sha256_file(ckpt), "working_size": cc.working_size, "transfer": cc.transfer, "chroma": cc.chroma, "tile": cc.tile,
             "overlap": cc.overlap if cc.tile else 0, "threshold": cc.threshold, "force": cc.force,
             "format": cc.format, "quality": cc.quality}
 
@@ -56,7 +56,8 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
     log = log or console()
     jobs, own_record = split(pages.discover(inputs, out, cc.format), out, "colorize", rank)
     c = PageColorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
-                  batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer)
+                  batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer,
+                      chroma=cc.chroma)
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
     summary = pages.run(jobs, lambda imgs: c.colorize_many(imgs, force=cc.force), fmt=cc.format,
