@@ -88,7 +88,7 @@ def measure(env, preset, size, batch, steps, fast: bool, compile_: bool, warm: i
 def fed(env, preset, size, batch, steps, workers: int, compile_: bool) -> dict:
     """The stage's step fed by the training loader, as _train_stage feeds it: img/s and the time spent in next()."""
     pairs = shards(OUT / "synthetic", "pairs", 512, 2 * size)
-    spec = data.PairSpec(tuple(pairs), "scan.png", "color.jpg", size, batch, 0, 0)
+    spec = data.PairSpec(tuple(pairs), size, batch, 0, 0, scan_ext="scan.png", color_ext="color.jpg")
     stream = iter(data.loader(spec, 0, workers, pin=env.cuda))
     g, d, opt_g, opt_d = setup_nets(env, preset, True, compile_)
     wait, warm = 0.0, 10 if compile_ else 3

@@ -74,7 +74,8 @@ class _Fp32(train.Env):
 def data_rate(batch: int, size: int, workers: int, n: int) -> float:
     """Batches/s the loader delivers for one domain (synthetic color shards at 2x the size, as the shards stage
     writes them for training at `size`)."""
-    spec = data.StreamSpec(tuple(shards(OUT / "synthetic", "colors", 512, 2 * size)), "jpg", "RGB", size, batch, 0, 0)
+    spec = data.StreamSpec(tuple(shards(OUT / "synthetic", "colors", 512, 2 * size)), size, batch, 0, 0, ext="jpg",
+                           mode="RGB")
     it = iter(data.loader(spec, 0, workers))
     next(it)
     t = time.perf_counter()
@@ -88,8 +89,8 @@ def fed(env, preset, batch, size, steps, workers: int) -> dict:
     fraction of wall time spent waiting for data."""
     colors = shards(OUT / "synthetic", "colors", 512, 2 * size)
     scans = shards(OUT / "synthetic", "pairs", 512, 2 * size)
-    specs = (data.StreamSpec(tuple(colors), "jpg", "RGB", size, batch, 0, 0),
-             data.StreamSpec(tuple(scans), "scan.png", "L", size, batch, 1, 0))
+    specs = (data.StreamSpec(tuple(colors), size, batch, 0, 0, ext="jpg", mode="RGB"),
+             data.StreamSpec(tuple(scans), size, batch, 1, 0, ext="scan.png", mode="L"))
     streams = [iter(data.loader(spec, 0, workers, pin=env.cuda)) for spec in specs]
     torch.manual_seed(0)
     tc = config.TrainScanConfig(preset=preset, size=size, batch_size=batch)

@@ -88,11 +88,9 @@ def decode(data: bytes, mode: str) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class StreamSpec:
+class Spec:
+    """What both streams share: the rank's shards, the batch, its seed, and the random views."""
     shards: tuple[tuple[str, int], ...]
-    ext: str
-    """Image member to read (jpg or png); nothing else is decoded."""
-    mode: str
     size: int
     batch_size: int
     seed: int
@@ -101,6 +99,13 @@ class StreamSpec:
     min_crop: float = 0.6
     rotate: float = 10.0
     perspective_p: float = 0.3
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamSpec(Spec):
+    ext: str
+    """Image member to read (jpg or png); nothing else is decoded."""
+    mode: str
 
 
 class BatchStream(IterableDataset):
@@ -144,24 +149,15 @@ class BatchStream(IterableDataset):
             yield self.batch(step)
 
 
-@dataclass(frozen=True)
-class PairSpec:
-    shards: tuple[tuple[str, int], ...]
+@dataclass(frozen=True, kw_only=True)
+class PairSpec(Spec):
     scan_ext: str
     """Member names in the pair shards, e.g. scan.png and color.jpg (from the build-pairs manifest)."""
     color_ext: str
-    size: int
-    batch_size: int
-    seed: int
-    rank: int
-    augment: bool = True
     degrade_p: float = 0.25
     """Probability of each degradation of the input scan (0 disables them)."""
     lines_p: float = 0.0
     """Probability that the input scan is cut down to its lines (augment.lines_only)."""
-    min_crop: float = 0.6
-    rotate: float = 10.0
-    perspective_p: float = 0.3
 
 
 class PairStream(BatchStream):
@@ -195,7 +191,7 @@ class PairStream(BatchStream):
         return torch.stack(scans), torch.stack(colors)
 
 
-def loader(spec: StreamSpec | PairSpec, start_step: int, workers: int, pin: bool = False) -> DataLoader:
+def loader(spec: Spec, start_step: int, workers: int, pin: bool = False) -> DataLoader:
     """A DataLoader over a BatchStream: batches arrive in step order whatever the worker count.
 
     Workers are forked (PyTorch's default here), which inherits the imported modules: starting them costs

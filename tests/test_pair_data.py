@@ -29,7 +29,8 @@ def pair_shard(path, n=6, seed=0):
 
 
 def spec(path, **kw):
-    return data.PairSpec(((path, 6),), "scan.png", "color.png", size=32, batch_size=4, seed=0, rank=0, **kw)
+    return data.PairSpec(((path, 6),), size=32, batch_size=4, seed=0, rank=0, scan_ext="scan.png",
+                         color_ext="color.png", **kw)
 
 
 def test_geometry_is_shared_and_degradation_touches_only_the_scan(tmp_path):
@@ -51,7 +52,7 @@ def test_batches_depend_only_on_seed_rank_and_step(tmp_path):
     a = data.PairStream(spec(path)).batch(5)
     b = list(data.loader(spec(path), 5, workers=2).__iter__().__next__())
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
-    c = data.PairStream(data.PairSpec(((path, 6),), "scan.png", "color.png", 32, 4, seed=0, rank=1)).batch(5)
+    c = data.PairStream(data.PairSpec(((path, 6),), 32, 4, seed=0, rank=1, scan_ext="scan.png", color_ext="color.png")).batch(5)
     assert not torch.equal(a[1], c[1])
 
 

@@ -289,8 +289,9 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                 ckpts.clear()
     dist.broadcast_params(g, d)
 
-    spec = data.PairSpec(tuple(data.rank_shards(train_shards, env.rank)), members[0], members[1], size,
-                         tc.batch_size, data.mix_seed(tc.seed, "pairs", size), env.rank.rank, degrade_p=tc.degrade_p,
+    spec = data.PairSpec(tuple(data.rank_shards(train_shards, env.rank)), size, tc.batch_size,
+                         data.mix_seed(tc.seed, "pairs", size), env.rank.rank, scan_ext=members[0],
+                         color_ext=members[1], degrade_p=tc.degrade_p,
                          min_crop=tc.min_crop, rotate=tc.rotate, perspective_p=tc.perspective_p,
                          lines_p=tc.lines_p)
     val = [(s, c) for _, s, c in data.first_samples(val_shards, tc.val_images, (members[0], "L"), (members[1], "RGB"))]

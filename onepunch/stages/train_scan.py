@@ -244,8 +244,8 @@ def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after
     specs = {}
     for domain, mode in (("colors", "RGB"), ("scans", "L")):
         specs[domain] = data.StreamSpec(
-            tuple(data.rank_shards(data.shard_list(shards_m, domain, "train"), env.rank)), ext, mode, tc.size,
-            tc.batch_size, data.mix_seed(tc.seed, domain), env.rank.rank, min_crop=tc.min_crop, rotate=tc.rotate,
+            tuple(data.rank_shards(data.shard_list(shards_m, domain, "train"), env.rank)), tc.size, tc.batch_size,
+            data.mix_seed(tc.seed, domain), env.rank.rank, ext=ext, mode=mode, min_crop=tc.min_crop, rotate=tc.rotate,
             perspective_p=tc.perspective_p)
     val = {}
     for domain, mode in (("colors", "RGB"), ("scans", "L")):
