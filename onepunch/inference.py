@@ -140,11 +140,14 @@ def _lab_rows(color: np.ndarray, grey: np.ndarray, y0: int, y1: int, chroma: str
                                                                             > reach)
         if inner.any():
             # Labels number the inner pixels in raster order from 1; every pixel gets its nearest inner pixel's.
-            label = cv2.distanceTransformWithLabels((~inner).astype(np.uint8), cv2.DIST_L2, 3,
-                                                    labelType=cv2.DIST_LABEL_PIXEL)[1]
+            dist, label = cv2.distanceTransformWithLabels((~inner).astype(np.uint8), cv2.DIST_L2, 3,
+                                                          labelType=cv2.DIST_LABEL_PIXEL)
             ys, xs = np.nonzero(inner)
             rows = slice(y0 - c0, y1 - c0)
-            outer = ~inner[rows]  # only these change (inner pixels keep their own chroma), only in the strip's rows
+            # Only pixels near a region's inside change: beside a line the inside of its own side is within reach
+            # + 3 px. Screentone and hatching have no inside (their gaps are narrower than the reach), so deeper in
+            # them the color stays the net's instead of coming from the paper around them.
+            outer = ~inner[rows] & (dist[rows] <= reach + 3)
             src = label[rows][outer] - 1
             lab[rows][outer, 1:] = lab[ys[src], xs[src], 1:]
     return lab[y0 - c0: y1 - c0]

@@ -348,3 +348,18 @@ def test_inward_chroma_keeps_the_color_of_a_solid_black_fill():
 def test_unknown_chroma_is_a_one_line_error(color_pt):
     with pytest.raises(UserError, match="chroma must be inward or bilinear"):
         PageColorizer(color_pt, device="cpu", chroma="guided")
+
+
+def test_inward_chroma_keeps_the_color_of_screentone():
+    """A toned region (dots 4 px apart) has no inside wider than the reach: deeper than reach + 3 px into it, the
+    net's color stays (seen on the demo's pages: without the limit its dots took the paper's color)."""
+    page = np.full((240, 240), 255, np.uint8)
+    page[60:180:4, 60:180:4] = 0
+    page[61:180:4, 60:180:4] = 0
+    net = np.full((40, 40, 3), 235, np.uint8)
+    net[10:30, 10:30] = (240, 150, 60)
+    work = np.asarray(Image.fromarray(page).resize((40, 40), Image.BILINEAR))
+    out = transfer_detail(page, work, net, chroma="inward").astype(int)
+    ref = transfer_detail(page, work, net, chroma="bilinear").astype(int)
+    assert out[122, 122, 0] - out[122, 122, 2] > 60  # still orange in the middle of the tone
+    assert np.abs(out[100:140, 100:140] - ref[100:140, 100:140]).mean() < 2  # as the net gave it there
