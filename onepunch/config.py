@@ -350,6 +350,8 @@ class EvalConfig:
 
 COLORFUL = 12.0
 """Hasler-Suesstrunk colorfulness above which a page counts as already colored ("slightly colorful" is 15)."""
+CHROMA = ("inward", "bilinear")
+"""Ways the net's colors are brought to full size (inference._lab_rows)."""
 
 
 @dataclass(frozen=True)
@@ -385,7 +387,7 @@ class ColorizeConfig:
 
     def __post_init__(self):
         _check(self.transfer in ("detail", "luminance"), f"colorize.transfer must be detail or luminance, got {self.transfer!r}")
-        _check(self.chroma in ("inward", "bilinear"), f"colorize.chroma must be inward or bilinear, got {self.chroma!r}")
+        _check(self.chroma in CHROMA, f"colorize.chroma must be {' or '.join(CHROMA)}, got {self.chroma!r}")
         _check(self.format in ("png", "jpg", "webp"), f"colorize.format must be png, jpg or webp, got {self.format!r}")
         _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None),
                 batch_size=(1, 1024), threshold=(0.0, None))

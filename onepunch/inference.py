@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from onepunch import imageio, metrics
-from onepunch.config import COLORFUL
+from onepunch.config import CHROMA, COLORFUL
 from onepunch.devices import pick_device
 from onepunch.errors import UserError
 
@@ -103,7 +103,6 @@ def _by_strips(grey: np.ndarray, strip, pixels: int = STRIP_PIXELS) -> np.ndarra
 
 INK = 96
 """Page grey level below which a pixel is ink (lines, lettering, solid blacks)."""
-CHROMA = ("inward", "bilinear")
 REACH = 1.0
 """inward: pixels within REACH x (the upscale factor) + 1 of ink take their chroma from farther inside (1.0, 1.5 and
 2.5 measured on scripts/bleed.py: 1.0 best at 1024 and 3072 px)."""
@@ -128,7 +127,6 @@ def _lab_rows(color: np.ndarray, grey: np.ndarray, y0: int, y1: int, chroma: str
     lightness is untouched. (A guided or joint-bilateral filter cannot do this: both sides of a line have the same
     page lightness, so it smooths them together.)"""
     h, w = grey.shape
-    _check_chroma(chroma)
     if chroma == "bilinear":
         return cv2.cvtColor(_rows(color, h, w, y0, y1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
     reach = int(np.ceil(REACH * max(h / color.shape[0], w / color.shape[1]))) + 1
@@ -162,6 +160,7 @@ def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray, chrom
     `grey` (uint8 H x W), with the page's own fine detail: L = L_net + (L_page - L_work), both upsampled, so flat
     regions keep the luminance the net chose and lines and text keep the page's sharpness. Chroma is scaled down where
     the result is darker than the net's (lines the net blurred); `chroma` says how it is upsampled (_lab_rows)."""
+    _check_chroma(chroma)
     h, w = grey.shape
     work_l = _L_OF_GREY[work]
 
@@ -182,6 +181,7 @@ def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray, chrom
 def transfer_color(grey: np.ndarray, color: np.ndarray, chroma: str = "inward") -> np.ndarray:
     """The chroma of `color` (uint8 h x w x 3, any size) on the luminance of `grey` (uint8 H x W) -> uint8 H x W x 3;
     `chroma` says how it is upsampled (_lab_rows)."""
+    _check_chroma(chroma)
 
     def strip(y0: int, y1: int) -> np.ndarray:
         lab = _lab_rows(color, grey, y0, y1, chroma)

@@ -19,7 +19,7 @@ MAX_PIXELS = 1 << 24
 
 
 class GeneratorScanner:
-    """scan.pt's generator, batched: images of the same (padded) size share a batch, at full resolution."""
+    """scan.pt's generator, batched: images of the same size share a batch, at full resolution."""
 
     def __init__(self, ckpt_path: str, env: train.Env, batch_size: int):
         from onepunch.checkpoint import load_generator
@@ -33,8 +33,9 @@ class GeneratorScanner:
     @torch.inference_mode()
     def __call__(self, images: list[torch.Tensor]) -> list[np.ndarray]:
         m = self.g.multiple
-        groups = defaultdict(list)  # (H, W) -> indices: same-size images share a batch, and InstanceNorm sees no
-        for i, img in enumerate(images):  # padding from a larger neighbour
+        # (H, W) -> indices: same-size images share a batch, so InstanceNorm sees no padding from a larger neighbour
+        groups = defaultdict(list)
+        for i, img in enumerate(images):
             groups[tuple(img.shape[-2:])].append(i)
         out: list[np.ndarray | None] = [None] * len(images)
         for (h, w), idx in groups.items():

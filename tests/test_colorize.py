@@ -363,3 +363,14 @@ def test_inward_chroma_keeps_the_color_of_screentone():
     ref = transfer_detail(page, work, net, chroma="bilinear").astype(int)
     assert out[122, 122, 0] - out[122, 122, 2] > 60  # still orange in the middle of the tone
     assert np.abs(out[100:140, 100:140] - ref[100:140, 100:140]).mean() < 2  # as the net gave it there
+
+
+def test_a_changed_chroma_redoes_the_pages(tmp_path, color_pt):
+    """The output bytes depend on the chroma method, so the record holds it: a rerun with the other one redoes every
+    page, and a rerun with the same one does nothing."""
+    write_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    first = stage.colorize([tmp_path / "in"], out, color_pt, cc())
+    again = stage.colorize([tmp_path / "in"], out, color_pt, cc(chroma="bilinear"))
+    assert again.done == first.done > 0 and again.up_to_date == 0
+    assert stage.colorize([tmp_path / "in"], out, color_pt, cc(chroma="bilinear")).done == 0

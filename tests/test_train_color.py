@@ -152,3 +152,17 @@ def test_nogan_schedule_and_linear_l1(pipeline):
     log = [json.loads(line) for line in (train_color.run_dir(cfg) / "32" / "log.jsonl").read_text().splitlines()]
     losses = [entry for entry in log if "lr_g" in entry]
     assert losses and {"g_l1", "g_adv", "g_edge", "d"} <= set(losses[-1])  # the last phase is the full GAN
+
+
+def test_resuming_from_networks_of_another_version_is_a_one_line_error(pipeline):
+    """A checkpoint whose critic has other state-dict keys (saved before the critic's spectral norm moved to
+    torch.nn.utils.parametrizations) stops with a UserError that says what to delete, not a load_state_dict trace."""
+    cfg = pipeline()
+    with pytest.raises(train.Stopped):
+        train_color.run(cfg, stop_after=3)
+    path = train.Checkpoints(train_color.run_dir(cfg) / "32" / "ckpt", 3).latest()
+    ck = torch.load(path, weights_only=True)
+    ck["critic"] = {k.replace("parametrizations.weight.original", "weight_orig"): v for k, v in ck["critic"].items()}
+    checkpoint.save_atomic(ck, path)
+    with pytest.raises(UserError, match="does not fit this version's networks.*delete"):
+        train_color.run(cfg)

@@ -56,8 +56,7 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
     log = log or console()
     jobs, own_record = split(pages.discover(inputs, out, cc.format), out, "colorize", rank)
     c = PageColorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
-                  batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer,
-                      chroma=cc.chroma)
+                      batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer, chroma=cc.chroma)
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
     summary = pages.run(jobs, lambda imgs: c.colorize_many(imgs, force=cc.force), fmt=cc.format,
