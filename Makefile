@@ -4,7 +4,7 @@ VENV := .venv
 RUN := $(VENV)/bin
 PIPELINE ?= pipelines/demo.toml
 
-.PHONY: help setup demo shards status test test-fast bench lint clean realdata realdata-table
+.PHONY: help setup demo shards status test test-fast bench lint clean realdata realdata-table hints-table serve
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,16 @@ realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, ~30 min a 
 	    $(RUN)/onepunch build-pairs -p pipelines/$$p.toml; $(RUN)/onepunch train-color -p pipelines/$$p.toml; done; \
 	  $(RUN)/onepunch eval -p pipelines/realdata-$$s.toml; done; \
 	$(RUN)/python scripts/realdata_table.py $(REALDATA_SETS)
+
+hints-table: realdata  ## Train fluent's oracle colorizer with and without hints (CPU, ~10 min) and measure hints and palettes
+	set -e; for p in realdata-fluent-oracle realdata-fluent-oracle-nohints; do \
+	  $(RUN)/onepunch build-pairs -p pipelines/$$p.toml; $(RUN)/onepunch train-color -p pipelines/$$p.toml; done
+	$(RUN)/python scripts/hints_table.py --ckpt runs/realdata-fluent-oracle/train-color/color.pt \
+	  --compare "trained without hints=runs/realdata-fluent-oracle-nohints/train-color/color.pt" \
+	  --pairs data/realdata/fluent/test
+
+serve: setup  ## The web app on http://127.0.0.1:7860 with CKPT (default: the demo's colorizer)
+	$(RUN)/onepunch serve --ckpt $(or $(CKPT),runs/demo/train-color/color.pt)
 
 # Every stage's benchmark, one after another (never two torch processes at once): with CUDA the GPU-sized settings of
 # BENCHMARKS.md, on CPU small ones (minutes). Results go to BENCHMARKS.md by hand.

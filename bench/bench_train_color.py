@@ -9,7 +9,8 @@ path fed from shards; the largest batch that fits in 80 GB.
 on CPU), "naive" is fp32, contiguous, eager; both on the same random batches, frozen encoder, the GAN step (D then G,
 hinge + L1: the heaviest phase). "fed": the stage's step with batches from the training loader (synthetic pair shards
 at 2x the size, as build-pairs writes them, `--workers` processes), and the fraction of wall time spent waiting for
-data. Peak memory: CUDA's max allocated. Results: bench/out/train_color.json.
+data; batches carry the stage's hints and palettes. "loader" (--loader-batches N): ms for one loader process to make a
+batch without and with them. Peak memory: CUDA's max allocated. Results: bench/out/train_color.json.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def measure(env, preset, size, batch, steps, fast: bool, compile_: bool, warm: i
 def fed(env, preset, size, batch, steps, workers: int, compile_: bool) -> dict:
     """The stage's step fed by the training loader, as _train_stage feeds it: img/s and the time spent in next()."""
     pairs = shards(OUT / "synthetic", "pairs", 512, 2 * size)
-    spec = data.PairSpec(tuple(pairs), size, batch, 0, 0, scan_ext="scan.png", color_ext="color.jpg")
+    tc = config.TrainColorConfig()  # the stage's hints and palettes, drawn in the loader processes
+    spec = data.PairSpec(tuple(pairs), size, batch, 0, 0, scan_ext="scan.png", color_ext="color.jpg",
+                         hint_p=tc.hint_p, max_hints=tc.max_hints, palette_p=tc.palette_p)
     stream = iter(data.loader(spec, 0, workers, pin=env.cuda))
     g, d, opt_g, opt_d = setup_nets(env, preset, True, compile_)
     wait, warm = 0.0, 10 if compile_ else 3
@@ -97,15 +100,32 @@ def fed(env, preset, size, batch, steps, workers: int, compile_: bool) -> dict:
             sync(env)
             t, wait = time.perf_counter(), 0.0
         w = time.perf_counter()
-        scan, color = (x.to(env.device, non_blocking=True) for x in next(stream))
+        scan, color, *control = (x.to(env.device, non_blocking=True) for x in next(stream))
         wait += time.perf_counter() - w
         if env.cuda:
             scan, color = (x.contiguous(memory_format=torch.channels_last) for x in (scan, color))
-        train_color.train_step(g, d, opt_g, opt_d, scan, color, GAN, env, i, 10**6)
+        train_color.train_step(g, d, opt_g, opt_d, scan, color, GAN, env, i, 10**6, tuple(control))
     sync(env)
     wall = time.perf_counter() - t
     return {"fed_img_s": round(batch * steps / wall, 1), "data_wait_fraction": round(wait / wall, 3),
             "workers": workers}
+
+
+def loader_cost(size: int, batch: int, n: int) -> dict:
+    """ms for one loader process to make one batch, without and with the stage's hints and palettes (their
+    sampling and region fill): how many loader processes a GPU's step rate needs."""
+    pairs = shards(OUT / "synthetic", "pairs", 512, 2 * size)
+    tc, out = config.TrainColorConfig(), {}
+    for name, extra in (("plain", {}), ("hints", {"hint_p": tc.hint_p, "max_hints": tc.max_hints,
+                                                  "palette_p": tc.palette_p})):
+        stream = data.PairStream(data.PairSpec(tuple(pairs), size, batch, 0, 0, scan_ext="scan.png",
+                                               color_ext="color.jpg", **extra), 0)
+        stream.batch(0)
+        t = time.perf_counter()
+        for i in range(1, n + 1):
+            stream.batch(i)
+        out[f"loader_ms_per_batch_{name}"] = round(1000 * (time.perf_counter() - t) / n, 1)
+    return out
 
 
 def main():
@@ -118,6 +138,8 @@ def main():
     ap.add_argument("--compile-sizes", default="", help="sizes at which the stage path is compiled (comma list)")
     ap.add_argument("--workers", type=int, default=0, help="loader processes for the fed run (0: no fed run)")
     ap.add_argument("--max-batch", action="store_true", help="CUDA: the largest batch that fits in 80 GB")
+    ap.add_argument("--loader-batches", type=int, default=0,
+                    help="time this many batches made by one loader process, without and with hints (0: skip)")
     args = ap.parse_args()
     env = train.setup(args.device)
     result = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if env.cuda else "cpu",
@@ -140,6 +162,9 @@ def main():
     if args.workers:
         result[f"fed_{size}px"] = fed(env, args.preset, size, args.batch, args.steps, args.workers, False)
         print("fed", result[f"fed_{size}px"], flush=True)
+    if args.loader_batches:
+        result[f"loader_{size}px"] = loader_cost(size, args.batch, args.loader_batches)
+        print("loader", result[f"loader_{size}px"], flush=True)
     if args.max_batch and env.cuda:
         def try_batch(b):
             measure(env, args.preset, size, b, 1, True, False, warm=1)

@@ -45,18 +45,24 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
     return ckpt
 
 
-def load_model(path: str | Path, kind: str, build) -> tuple[nn.Module, dict]:
+def load_model(path: str | Path, kind: str, build, added: tuple[str, ...] = ()) -> tuple[nn.Module, dict]:
     """(model in eval mode, metadata) from a checkpoint of `kind`: `build(config)` makes the module, the state dict
-    must fit it exactly. A checkpoint of the right kind with contents that do not fit is a UserError too."""
+    must fit it exactly, except that weights under the `added` prefixes (parts added in a later version, which start
+    as a no-op) may be absent: they keep their initial values, and metadata["absent"] lists those prefixes.
+    A checkpoint of the right kind with contents that do not fit is a UserError too."""
     ck = load_checkpoint(path, kind)
     try:
         model = build(ck["config"])
-        model.load_state_dict(ck["state_dict"])
+        state = ck["state_dict"]
+        own = model.state_dict()
+        absent = sorted({p for p in added for k in own if k.startswith(p) and k not in state})
+        state = {**{k: v for k, v in own.items() if k.startswith(tuple(absent))}, **state}
+        model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         detail = (str(e).strip().splitlines() or [""])[0][:200]
         raise UserError(f"{path}: a {kind!r} checkpoint whose contents do not make a model "
                         f"({type(e).__name__}: {detail})") from None
-    return model.eval(), {k: v for k, v in ck.items() if k != "state_dict"}
+    return model.eval(), {**{k: v for k, v in ck.items() if k != "state_dict"}, "absent": absent}
 
 
 def save_generator(gen: cyclegan.Generator, path: Path, **meta) -> None:
@@ -87,6 +93,7 @@ def save_colorizer(g: colorizer.Colorizer, path: Path, working_size: int, **meta
 
 
 def load_colorizer(path: str | Path) -> tuple[colorizer.Colorizer, dict]:
-    """color.pt -> (colorizer in eval mode, metadata). Safe: weights_only, kind checked."""
+    """color.pt -> (colorizer in eval mode, metadata). Safe: weights_only, kind checked. A color.pt made before
+    hints and palettes loads with them absent (metadata["absent"] == ["control."]) and colorizes as it did."""
     return load_model(path, COLOR_KIND, lambda c: colorizer.Colorizer(colorizer.ColorizerConfig(**c),
-                                                                       frozen_encoder=True))
+                                                                       frozen_encoder=True), added=("control.",))

@@ -142,6 +142,9 @@ def colorize(
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = CC.overlap,
     batch_size: Annotated[int, typer.Option(help="Pages (or tiles) per forward pass.")] = CC.batch_size,
     force: Annotated[bool, typer.Option(help="Also colorize pages that are already in color.")] = CC.force,
+    hints: Annotated[str, typer.Option(help="JSON file of color hints: points/strokes in page pixels (README).")] = CC.hints,
+    hint_image: Annotated[str, typer.Option(help="PNG of colored strokes on transparency, stretched over each page.")] = CC.hint_image,
+    reference: Annotated[str, typer.Option(help="A colored page or character sheet: its palette steers every page.")] = CC.reference,
     overwrite: Annotated[bool, typer.Option(help="Replace files in --out that onepunch did not write.")] = False,
     threshold: Annotated[float, typer.Option(help="Colorfulness above which a page counts as colored.")] = CC.threshold,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = CC.device,
@@ -151,13 +154,31 @@ def colorize(
     """Colorize line art and manga pages at full resolution; chapters stay chapters."""
     cc = config.from_dict(config.ColorizeConfig, {
         "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma, "tile": tile, "overlap": overlap,
-        "batch_size": batch_size, "force": force, "threshold": threshold, "device": device}, "colorize")
+        "batch_size": batch_size, "force": force, "threshold": threshold, "device": device, "hints": hints,
+        "hint_image": hint_image, "reference": reference}, "colorize")
     from onepunch.dist import rank_info
     from onepunch.stages import colorize as stage
 
     summary = stage.colorize(inputs, out, ckpt, cc, rank=rank_info(rank, world_size), overwrite=overwrite)
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    ckpt: Annotated[Path, typer.Option(help="The colorizer (color.pt from train-color).")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 7860,
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+):
+    """A local web app: open pages or a chapter, place color hints, set a reference page, colorize, download."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port must be 1..65535, not {port}")
+    from onepunch.serve import serve as run_server
+    from onepunch.ui import console
+
+    run_server(ckpt, host=host, port=port, device=device, working_size=working_size, log=console())
 
 
 @app.command("to-scan")

@@ -288,6 +288,14 @@ class TrainColorConfig(TrainCommon):
     """Probability that the input scan is cut down to its lines (every pixel lighter than a random threshold in
     60-140 becomes paper white): generated scans keep some of the color's shading, and a colorizer that never sees
     scans without it learns to lean on it and leaves the white fills of real line art unfilled."""
+    hint_p: float = 0.5
+    """Probability that a training image comes with color hints sampled from its truth (onepunch/hints.py); the
+    rest see none, so that automatic colorization stays as good. 0: train without hints."""
+    max_hints: int = 32
+    """At most this many hints per image (1 + a geometric number with mean 8)."""
+    palette_p: float = 0.5
+    """Probability that a training image comes with its own color palette (what a reference page gives at colorize
+    time). 0: train without palettes."""
     compile: bool = True
     """torch.compile the training step's networks on CUDA (ignored on CPU). Base at 256 px on an H200: 1,167 img/s
     against 650 eager bf16 (BENCHMARKS.md), for about a minute of compiling per size. Does not change the hash."""
@@ -301,7 +309,8 @@ class TrainColorConfig(TrainCommon):
                f"train_color.size ({self.size}) must be start_size ({self.start_size}) times a power of 2")
         _bounds(self, "train_color", batch_size=(1, None), epochs=(0.0, None), steps=(0, None), lr_g=(1e-12, 1.0),
                 lr_d=(1e-12, 1.0), nogan_lr_g=(1e-12, 1.0), beta1=(0.0, 0.9999), beta2=(0.0, 0.9999), decay_start=(0.0, 1.0),
-                l1_weight=(0.0, None), edge_weight=(0.0, None), degrade_p=(0.0, 1.0), lines_p=(0.0, 1.0))
+                l1_weight=(0.0, None), edge_weight=(0.0, None), degrade_p=(0.0, 1.0), lines_p=(0.0, 1.0),
+                hint_p=(0.0, 1.0), max_hints=(1, 10000), palette_p=(0.0, 1.0))
         _check(self.epochs > 0 or self.steps > 0, "train_color: epochs or steps must be > 0")
         _check(all(0 <= p <= 1 for p in self.nogan_phases), "train_color.nogan_phases must be fractions in [0, 1]")
         _check(self.gan_loss in ("hinge", "lsgan"), f"train_color.gan_loss must be hinge or lsgan, got {self.gan_loss!r}")
@@ -382,6 +391,12 @@ class ColorizeConfig:
     """Colorfulness (Hasler-Suesstrunk) above which a page counts as already in color and is left alone."""
     force: bool = False
     """Colorize pages that are already in color too (from their luminance)."""
+    hints: str = ""
+    """A JSON file of color hints (points and strokes in page pixels; for every page and/or per page file name)."""
+    hint_image: str = ""
+    """A PNG of colored strokes on transparency, stretched over every page: hints drawn in any paint program."""
+    reference: str = ""
+    """A colored page or character sheet whose colors (its palette) steer every page: a chapter keeps its colors."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
 

@@ -158,17 +158,25 @@ class PairSpec(Spec):
     """Probability of each degradation of the input scan (0 disables them)."""
     lines_p: float = 0.0
     """Probability that the input scan is cut down to its lines (augment.lines_only)."""
+    hint_p: float = 0.0
+    """Probability that an image gets color hints from its truth (hints.control); with palette_p > 0 the batches
+    carry (hints, palette) too."""
+    max_hints: int = 32
+    palette_p: float = 0.0
+    """Probability that an image gets its own palette."""
 
 
 class PairStream(BatchStream):
     """Endless aligned (scan (B,1,S,S), color (B,3,S,S)) batches in [-1, 1], as BatchStream: batch t depends only on
-    (seed, rank, t). Geometry is shared by the pair; degradations touch the scan only."""
+    (seed, rank, t). Geometry is shared by the pair; degradations touch the scan only. With hints or palettes on,
+    a batch is (scan, color, hints (B,4,S,S), palette (B,65)), made here in the loader processes (the hints'
+    region fill is CPU work that would otherwise hold up the training step)."""
 
     def _pair(self, flat: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx, i = self._locate(flat)
         return decode(idx.read(i, self.spec.scan_ext)[1], "L"), decode(idx.read(i, self.spec.color_ext)[1], "RGB")
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int) -> tuple[torch.Tensor, ...]:
         sp = self.spec
         g = torch.Generator().manual_seed(mix_seed(sp.seed, sp.rank, step))
         g_degrade = torch.Generator().manual_seed(mix_seed(sp.seed, sp.rank, step, "degrade"))  # own stream: the
@@ -188,7 +196,13 @@ class PairStream(BatchStream):
                 scan, color = augment.center_square(scan, sp.size), augment.center_square(color, sp.size)
             scans.append(augment.to_unit(scan))
             colors.append(augment.to_unit(color))
-        return torch.stack(scans), torch.stack(colors)
+        scans, colors = torch.stack(scans), torch.stack(colors)
+        if not (sp.hint_p or sp.palette_p):
+            return scans, colors
+        from onepunch import hints  # here: the readers of other streams never need it
+
+        return scans, colors, *hints.control(scans, colors, sp.hint_p, sp.max_hints, sp.palette_p,
+                                             mix_seed(sp.seed, sp.rank, step, "control"))
 
 
 def loader(spec: Spec, start_step: int, workers: int, pin: bool = False) -> DataLoader:

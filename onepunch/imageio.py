@@ -104,6 +104,10 @@ def to_mode(img: Image.Image, mode: str) -> Image.Image:
     colours under transparency."""
     if mode == "auto":
         mode = "L" if img.mode in GREY_MODES else "RGB"
+    if mode == "RGBA":  # transparency kept: hint images (onepunch/hints.py)
+        if img.mode in ("RGBA", "LA", "PA", "La", "RGBa", "P"):
+            return img.convert("RGBA")
+        return to_mode(img, "RGB").convert("RGBA")
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         a = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from onepunch import hints as hints_lib
 from onepunch import imageio, metrics
 from onepunch.config import CHROMA, COLORFUL
 from onepunch.devices import pick_device
@@ -212,6 +213,14 @@ def _starts(n: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
+def _pad_hints(hint_map: np.ndarray | None, h: int, w: int) -> np.ndarray:
+    """A (h', w', 4) hint map (None: no hints) padded with "no hint" to (h, w, 4)."""
+    out = np.zeros((h, w, 4), np.float32)
+    if hint_map is not None:
+        out[: hint_map.shape[0], : hint_map.shape[1]] = hint_map
+    return out
+
+
 class PageColorizer:
     """A trained colorizer (color.pt) ready for pages. Thread-compatible, not thread-safe."""
 
@@ -233,6 +242,10 @@ class PageColorizer:
         if transfer not in ("detail", "luminance"):
             raise UserError(f"transfer must be detail or luminance, not {transfer!r}")
         _check_chroma(chroma)
+        trained = self.meta.get("train_config", {})
+        # What the net can take besides the scan: nothing for a color.pt made before hints, or trained without them.
+        self.takes_hints = "control." not in self.meta["absent"] and trained.get("hint_p", 1) > 0
+        self.takes_palette = "control." not in self.meta["absent"] and trained.get("palette_p", 1) > 0
         self.tile, self.overlap, self.batch_size, self.threshold = tile, overlap, max(1, batch_size), threshold
         self.transfer, self.chroma = transfer, chroma
 
@@ -247,11 +260,14 @@ class PageColorizer:
 
     # ------------------------------------------------------------------------------------------------ net calls
     @torch.inference_mode()
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 (B, h, w) scans, h and w multiples of 32 -> uint8 (B, h, w, 3) colors."""
+    def _run(self, batch: np.ndarray, hint_maps: np.ndarray | None = None, palette=None) -> np.ndarray:
+        """uint8 (B, h, w) scans, h and w multiples of 32 (and optionally float32 (B, h, w, 4) hints, a (65,)
+        palette) -> uint8 (B, h, w, 3) colors."""
         x = torch.from_numpy(batch).to(self.device)[:, None].float().div_(127.5).sub_(1)
+        h = None if hint_maps is None else torch.from_numpy(hint_maps).to(self.device).permute(0, 3, 1, 2)
+        p = None if palette is None else palette.to(self.device).float().view(1, -1).expand(len(batch), -1)
         with self._autocast():
-            y = self.net(x).float()
+            y = self.net(x, h, p).float()
         return ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def _work(self, grey: np.ndarray) -> np.ndarray:
@@ -267,19 +283,22 @@ class PageColorizer:
         """White paper to (h, w) on the right and bottom."""
         return cv2.copyMakeBorder(grey, 0, h - grey.shape[0], 0, w - grey.shape[1], cv2.BORDER_CONSTANT, value=255)
 
-    def _colorize_tiled(self, work: np.ndarray) -> np.ndarray:
+    def _colorize_tiled(self, work: np.ndarray, hint_map: np.ndarray | None = None, palette=None) -> np.ndarray:
         h, w = work.shape
         t, o = self.tile, self.overlap
         ph, pw = max(h, t), max(w, t)  # small sides are padded up to one tile
         padded = self._pad(work, self._round(ph), self._round(pw))
         ph, pw = padded.shape
+        hinted = None if hint_map is None else _pad_hints(hint_map, ph, pw)
         boxes = [(y, x) for y in _starts(ph, t, o) for x in _starts(pw, t, o)]
         acc = np.zeros((ph, pw, 3), np.float32)
         weight = np.zeros((ph, pw, 1), np.float32)
         ys, xs = sorted({y for y, _ in boxes}), sorted({x for _, x in boxes})
         for i in range(0, len(boxes), self.batch_size):
             part = boxes[i: i + self.batch_size]
-            out = self._run(np.stack([padded[y: y + t, x: x + t] for y, x in part]))
+            out = self._run(np.stack([padded[y: y + t, x: x + t] for y, x in part]),
+                            None if hinted is None else np.stack([hinted[y: y + t, x: x + t] for y, x in part]),
+                            palette)
             for (y, x), tile_rgb in zip(part, out, strict=True):
                 wy = _ramp(t, o, y == ys[0], y == ys[-1])
                 wx = _ramp(t, o, x == xs[0], x == xs[-1])
@@ -288,30 +307,51 @@ class PageColorizer:
                 weight[y: y + t, x: x + t] += wt
         return np.clip(acc / weight + 0.5, 0, 255).astype(np.uint8)[:h, :w]
 
-    def color_at_working_size(self, works: list[np.ndarray]) -> list[np.ndarray]:
-        """uint8 (h, w) working-size luminances -> uint8 (h, w, 3) net outputs (batched by shape)."""
+    def color_at_working_size(self, works: list[np.ndarray], hint_maps: list | None = None,
+                              palette=None) -> list[np.ndarray]:
+        """uint8 (h, w) working-size luminances (and their (h, w, 4) hint maps or None, a palette for all) ->
+        uint8 (h, w, 3) net outputs (batched by shape)."""
         out: list[np.ndarray | None] = [None] * len(works)
+        hint_maps = hint_maps or [None] * len(works)
         if self.tile:
-            return [self._colorize_tiled(wk) for wk in works]
+            return [self._colorize_tiled(wk, hm, palette) for wk, hm in zip(works, hint_maps, strict=True)]
         groups = defaultdict(list)
         for i, wk in enumerate(works):
             groups[(self._round(wk.shape[0]), self._round(wk.shape[1]))].append(i)
         for (h, w), idx in groups.items():
             for s in range(0, len(idx), self.batch_size):
                 part = idx[s: s + self.batch_size]
-                res = self._run(np.stack([self._pad(works[i], h, w) for i in part]))
+                hinted = (None if all(hint_maps[i] is None for i in part) else
+                          np.stack([_pad_hints(hint_maps[i], h, w) for i in part]))
+                res = self._run(np.stack([self._pad(works[i], h, w) for i in part]), hinted, palette)
                 for j, i in enumerate(part):
                     out[i] = res[j, : works[i].shape[0], : works[i].shape[1]]
         return out  # type: ignore[return-value]
 
     # ----------------------------------------------------------------------------------------------------- pages
-    def colorize_many(self, images: list[Image.Image], force: bool = False) -> list[Image.Image | None]:
-        """Colorize pages of any PIL mode and size. Returns RGB images of the inputs' sizes; None for a page already in color, unless `force`."""
+    def colorize_many(self, images: list[Image.Image], force: bool = False, hints: list | None = None,
+                      palette=None) -> list[Image.Image | None]:
+        """Colorize pages of any PIL mode and size. Returns RGB images of the inputs' sizes; None for a page already
+        in color, unless `force`. `hints`: one per image, each None, a list of hint objects in page pixels
+        ({"x", "y", "color", "radius"} points, {"line", "color", "width"} strokes), a PIL hint image (colored
+        strokes on transparency) or a float32 (H, W, 4) hint map (onepunch/hints.py); `palette`: the chapter's
+        colors, `hints.of_image(reference)`, for every page."""
+        if hints is not None and len(hints) != len(images):
+            raise UserError(f"hints: one entry per image ({len(images)}), not {len(hints)}")
+        if hints is not None and any(h is not None for h in hints) and not self.takes_hints:
+            raise UserError("this color.pt takes no hints (made before them, or trained with hint_p = 0): "
+                            "retrain it with this version")
+        if palette is not None and not self.takes_palette:
+            raise UserError("this color.pt takes no palette (made before them, or trained with palette_p = 0): "
+                            "retrain it with this version")
         images = [normalise(img) for img in images]
         todo = [i for i, img in enumerate(images) if force or not self.is_colored(img)]
         greys = [luma(images[i]) for i in todo]
         works = [self._work(g) for g in greys]
-        colors = self.color_at_working_size(works)
+        hint_maps = [hints_lib.at_working_size(hints[i], g.shape, wk.shape) if hints else None
+                     for i, g, wk in zip(todo, greys, works, strict=True)]
+        hint_maps = [None if m is None else hints_lib.fill(wk, m) for m, wk in zip(hint_maps, works, strict=True)]
+        colors = self.color_at_working_size(works, hint_maps, palette)
         out: list[Image.Image | None] = [None] * len(images)
         for i, grey, work, color in zip(todo, greys, works, colors, strict=True):
             rgb = (transfer_detail(grey, work, color, self.chroma) if self.transfer == "detail"
@@ -319,7 +359,8 @@ class PageColorizer:
             out[i] = Image.fromarray(rgb, "RGB")
         return out
 
-    def colorize(self, image: Image.Image, force: bool = True) -> Image.Image:
-        """One page. By default it is colorized even if it is already in color (from its luminance)."""
-        out = self.colorize_many([image], force=force)[0]
+    def colorize(self, image: Image.Image, force: bool = True, hints=None, palette=None) -> Image.Image:
+        """One page (hints and palette as in colorize_many). By default it is colorized even if it is already in
+        color (from its luminance)."""
+        out = self.colorize_many([image], force=force, hints=None if hints is None else [hints], palette=palette)[0]
         return image.convert("RGB") if out is None else out

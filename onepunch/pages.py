@@ -64,7 +64,7 @@ class Job:
     members: list[str] = field(default_factory=list)  # archive members in page order (images and others)
 
 
-def _is_page(name: str) -> bool:
+def is_page(name: str) -> bool:
     base = name.rsplit("/", 1)[-1]
     return Path(name).suffix.lower() in IMAGE_EXTS and not base.startswith(".") and "__MACOSX" not in name
 
@@ -220,7 +220,7 @@ class _Writer:
         if self.zip is not None:
             info = zipfile.ZipInfo(unique_name(member, fmt, self.used), ZIP_TIME)
             # Pages are already compressed images; anything else (ComicInfo.xml, a stray BMP) is deflated.
-            info.compress_type = zipfile.ZIP_STORED if _is_page(member) else zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if is_page(member) else zipfile.ZIP_DEFLATED
             self.zip.writestr(info, data)
         else:
             atomic_write(self.job.out, data)  # a file job has exactly one page
@@ -284,11 +284,12 @@ def _pixels(futures) -> int:
     return n
 
 
-def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image | None]], *, fmt: str,
+def run(jobs: list[Job], process: Callable[[list[Image.Image], list[str]], list[Image.Image | None]], *, fmt: str,
         quality: int, batch_size: int, record: Path, settings: dict, log, what: str = "pages",
         threads: int = min(4, os.cpu_count() or 1), overwrite: bool = False) -> Summary:
-    """Feed every page through `process` in batches and write the outputs. `settings` (JSON-able) are what the
-    outputs depend on besides the inputs: a change redoes everything."""
+    """Feed every page through `process(images, names)` in batches and write the outputs (a page's name: its file
+    name, or its member name in a chapter). `settings` (JSON-able) are what the outputs depend on besides the
+    inputs: a change redoes everything."""
     t0 = time.perf_counter()
     summary = Summary()
     check_clobber(jobs, record, overwrite)
@@ -334,7 +335,7 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
         job = todo[k][0]
         data = b""
         try:
-            if member is not None and not _is_page(member):
+            if member is not None and not is_page(member):
                 return "copy", read_member(archives[k], member)
             data = read_member(archives[k], member) if member is not None else job.source.read_bytes()
             return "page", (data, read_page(data))
@@ -372,7 +373,7 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
             writers[k] = _Writer(todo[k][0])
         return writers[k]
 
-    n_pages = sum(1 for k, m in pages if m is None or _is_page(m))
+    n_pages = sum(1 for k, m in pages if m is None or is_page(m))
     with _closing(writers, archives), ThreadPoolExecutor(threads) as pool, progress(log) as bar:
         task = bar.add_task(what, total=n_pages, unit="page")
         ahead: deque = deque()
@@ -390,8 +391,10 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image]], list[Image.Image
                 batch.append((k, member, *fut.result()))
                 futs.append(fut)
             imgs = [payload[1] for _, _, kind, payload in batch if kind == "page"]
+            names = [member if member is not None else todo[k][0].source.name
+                     for k, member, kind, _ in batch if kind == "page"]
             try:
-                outs = iter(process(imgs)) if imgs else iter(())
+                outs = iter(process(imgs, names)) if imgs else iter(())
             except Exception as e:  # the processor failing on a batch fails its pages, not the run
                 outs = iter([e] * len(imgs))
             results = []

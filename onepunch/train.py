@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from torch import nn
 
 from onepunch import dist
 from onepunch.checkpoint import save_atomic
+from onepunch.devices import pick_device
 from onepunch.dist import Rank, rank_info
 from onepunch.errors import Stopped, UserError  # noqa: F401  (Stopped: raised by the stages)
 from onepunch.manifest import atomic_write
@@ -44,20 +44,15 @@ class Env:
 
 
 def setup(device: str = "auto") -> Env:
+    """The device (devices.pick_device: under torchrun, this rank's GPU) and the process group of a training run."""
     rank = rank_info()
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("device = cuda, but no CUDA device is available (use auto or cpu)")
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
+    dev = pick_device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    else:
-        dev = torch.device("cpu")
-    dist.init(use_cuda, dev)
+    dist.init(dev.type == "cuda", dev)
     return Env(dev, rank)
 
 

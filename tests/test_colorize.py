@@ -180,7 +180,7 @@ def test_tiles_blend_to_the_whole(color_pt):
     """With a pointwise net, tiled inference must equal whole-page inference: the tiles cover every pixel with
     positive weight, and the blend is normalised by the weights' sum."""
     c = PageColorizer(color_pt, device="cpu", working_size=512, tile=96, overlap=32, batch_size=3)
-    c._run = lambda batch: np.repeat(batch[..., None], 3, 3)  # identity "net": grey in, grey out
+    c._run = lambda batch, *control: np.repeat(batch[..., None], 3, 3)  # identity "net": grey in, grey out
     work = np.random.default_rng(0).integers(0, 256, (300, 451), dtype=np.uint8)
     tiled = c._colorize_tiled(work)
     assert tiled.shape == (300, 451, 3) and np.abs(tiled[..., 0].astype(int) - work).max() <= 1
@@ -270,11 +270,11 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, color_pt, monkey
     stage.colorize([tmp_path / "in"], tmp_path / "clean", color_pt, cc(batch_size=1))
     real, calls = PageColorizer.colorize_many, []
 
-    def dies_in_the_chapter(self, images, force=False):
+    def dies_in_the_chapter(self, images, force=False, **steer):
         calls.append(1)
         if len(calls) == 8:  # 6 single pages, then the chapter's first page, then Ctrl-C in its second
             raise KeyboardInterrupt
-        return real(self, images, force)
+        return real(self, images, force, **steer)
 
     monkeypatch.setattr(PageColorizer, "colorize_many", dies_in_the_chapter)
     with pytest.raises(KeyboardInterrupt):

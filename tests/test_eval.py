@@ -32,6 +32,19 @@ def test_ciede2000_matches_the_published_test_data():
     assert torch.allclose(metrics.ciede2000(b, a)[:, 0], got)  # symmetric
 
 
+def test_lab_is_the_cie_formula_and_the_page_transfer_stays_within_a_tenth_of_it():
+    """Lab exists twice on purpose: metrics has the exact CIE formula (what a reported number means), the page
+    transfer OpenCV's faster, table-based one. This pins both: the reference value, and their agreement."""
+    import cv2
+
+    red = metrics.rgb_to_lab(torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1)).flatten()
+    assert torch.allclose(red, torch.tensor([53.2408, 80.0925, 67.2032]), atol=1e-3)  # sRGB red, D65
+    x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    fast = np.stack([cv2.cvtColor(i, cv2.COLOR_RGB2Lab) for i in x.permute(0, 2, 3, 1).contiguous().numpy()])
+    de = metrics.ciede2000(metrics.rgb_to_lab(x), torch.from_numpy(fast).permute(0, 3, 1, 2))
+    assert de.mean() < 0.1 and de.max() < 1.0  # measured: mean 0.09, max 0.65
+
+
 def test_colorfulness_and_line_f1():
     grey = torch.rand(2, 1, 16, 16).expand(-1, 3, -1, -1)
     assert metrics.colorfulness(grey).abs().max() < 1e-6

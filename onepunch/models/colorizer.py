@@ -7,6 +7,9 @@ Generator, (B, 1, H, W) scan in [-1, 1] -> (B, 3, H, W) color in [-1, 1], H and 
   decoder  per level: concat skip -> 3x3 conv -> 1x1 conv to 4x channels, ICNR-initialised -> PixelShuffle(2)
            -> InstanceNorm -> 3x3 conv; self-attention after the three largest (H/4, H/2, H).
   output   concat the input scan (a full-resolution skip, so lines survive) -> 3x3 conv -> 1x1 conv -> tanh.
+  control  optional color hints (B, 4, H, W) and palette (B, 65) (onepunch/hints.py): a small encoder of the hints
+           and the scan adds its features to each decoder level, the palette a per-channel shift (Control). Both
+           start at zero, so a checkpoint made before them loads with them zero and colorizes exactly as it did.
 Self-attention is the linear "simple self-attention" of the method (x + gamma * conv(x) (x^T x)), but normalised by
 the number of positions, so its strength does not grow 4x with each 2x step of progressive training.
 """
@@ -18,6 +21,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+HINT_CHANNELS = 4  # RGB of the hint, masked, and the mask (onepunch/hints.py)
+PALETTE_DIM = 65  # onepunch/hints.py: 4 x 4 x 4 RGB bins and "a palette is given"
 
 # Input normalisation of each weight source (from [0, 1]).
 NORMS = {
@@ -128,6 +134,39 @@ class Encoder(nn.Module):
         return [f0, f1, f2, f3, f4]
 
 
+class Control(nn.Module):
+    """Hints and palette into the decoder. The hints go through a small encoder of their own that also sees the scan
+    (from full size down to H/16, two 3x3 convs a level), so what reaches each decoder level knows which region
+    around a hint its lines enclose; a 1x1 conv per level adds it to the decoder's map there, and the palette adds
+    a per-channel shift. The last layers start at zero: a net without control is what it was."""
+
+    def __init__(self, widths: list[int]):
+        super().__init__()
+        self.widths = widths  # decoder outputs at H/16, H/8, H/4, H/2, H
+        chans = [16, 32, 64, 64, 64]  # hint features at H, H/2, H/4, H/8, H/16
+        down, c_in = [], 1 + HINT_CHANNELS
+        for i, c in enumerate(chans):
+            down.append(nn.Sequential(nn.Conv2d(c_in, c, 3, stride=1 if i == 0 else 2, padding=1),
+                                      nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True)))
+            c_in = c
+        self.down = nn.ModuleList(down)
+        self.hints = nn.ModuleList(nn.Conv2d(c, w, 1) for c, w in zip(reversed(chans), widths, strict=True))
+        self.palette = nn.Sequential(nn.Linear(PALETTE_DIM, 256), nn.ReLU(inplace=True), nn.Linear(256, sum(widths)))
+        for m in [*self.hints, self.palette[2]]:
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, scan, hints, palette) -> list:
+        """-> per decoder level (H/16 .. H), what to add to its map."""
+        feats, x = [], torch.cat([scan, hints], 1)
+        for layer in self.down:
+            x = layer(x)
+            feats.append(x)
+        shifts = self.palette(palette).split(self.widths, 1)
+        return [proj(f) + s[:, :, None, None]
+                for proj, f, s in zip(self.hints, reversed(feats), shifts, strict=True)]
+
+
 class Colorizer(nn.Module):
     def __init__(self, cfg: ColorizerConfig, frozen_encoder: bool = True):
         super().__init__()
@@ -147,6 +186,7 @@ class Colorizer(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Sequential(nn.Conv2d(in_ch + 1, in_ch, 3, padding=1), nn.ReLU(inplace=True),
                                   nn.Conv2d(in_ch, 3, 1), nn.Tanh())
+        self.control = Control(widths)
         self.set_encoder_frozen(frozen_encoder)
 
     def set_encoder_frozen(self, frozen: bool) -> None:
@@ -160,14 +200,19 @@ class Colorizer(nn.Module):
         self.encoder.train(mode and not self.frozen)  # frozen BatchNorm never updates its running stats
         return self
 
-    def forward(self, scan):
-        h, w = scan.shape[-2:]
+    def forward(self, scan, hints=None, palette=None):
+        """scan (B, 1, H, W) in [-1, 1]; hints (B, 4, H, W) and palette (B, 65), each optional (none given: zeros,
+        what training shows for "no hints" and "no palette")."""
+        b, _, h, w = scan.shape
         assert h % 32 == 0 and w % 32 == 0, f"input {h}x{w} must be multiples of 32 (pad it)"
+        hints = scan.new_zeros(b, HINT_CHANNELS, h, w) if hints is None else hints.to(scan.dtype)
+        palette = scan.new_zeros(b, PALETTE_DIM) if palette is None else palette.to(scan.dtype)
+        control = self.control(scan, hints, palette)
         x = ((scan + 1) / 2).expand(-1, 3, -1, -1)
         feats = self.encoder((x - self.mean) / self.std)
         y = self.middle(feats[4])                   # (B, w0, H/32)
-        for block, skip in zip(self.blocks, reversed(feats), strict=True):
-            y = block(y, skip)                      # H/16, H/8, H/4, H/2, H
+        for block, skip, add in zip(self.blocks, reversed(feats), control, strict=True):
+            y = block(y, skip) + add                # H/16, H/8, H/4, H/2, H
         return self.head(torch.cat([y, scan], 1))   # (B, 3, H, W)
 
 

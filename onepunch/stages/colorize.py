@@ -33,10 +33,41 @@ NAME = "colorize"
 
 def _settings(cc: ColorizeConfig, ckpt: Path) -> dict:
     """What the output bytes depend on (not batch size, device or the input list). working_size 0 means the
-    checkpoint's own, which its sha256 pins."""
+    checkpoint's own, which its sha256 pins; hints, hint image and reference count by their contents."""
+    steer = {k: sha256_file(p) for k in ("hints", "hint_image", "reference") if (p := getattr(cc, k)) and Path(p).is_file()}
     return {"ckpt_sha256": sha256_file(ckpt), "working_size": cc.working_size, "transfer": cc.transfer, "chroma": cc.chroma, "tile": cc.tile,
             "overlap": cc.overlap if cc.tile else 0, "threshold": cc.threshold, "force": cc.force,
-            "format": cc.format, "quality": cc.quality}
+            "format": cc.format, "quality": cc.quality, **steer}
+
+
+def _image(path: str, what: str, mode: str) -> Image.Image:
+    """A hint image or reference, decoded safely (imageio.decode); UserError if it is not a usable image."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise UserError(f"{what} {path}: {e.strerror or e}") from None
+    try:
+        return imageio.decode(data, mode=mode, max_side=1 << 30, max_pixels=pages.MAX_PIXELS)[0]
+    except imageio.Reject as e:
+        raise UserError(f"{what} {path}: {e}") from None
+
+
+def steering(cc: ColorizeConfig) -> tuple:
+    """(hints per page name, or None: name -> hints for colorize_many; palette or None) from the settings."""
+    from onepunch import hints
+
+    table = hints.load_file(cc.hints) if cc.hints else None
+    drawn = _image(cc.hint_image, "--hint-image", "RGBA") if cc.hint_image else None
+    palette = hints.of_image(_image(cc.reference, "--reference", "RGB")) if cc.reference else None
+    if table is None and drawn is None:
+        return None, palette
+
+    def page_hints(name: str):
+        listed = hints.for_page(table, name) if table else []
+        if drawn is None:
+            return listed or None
+        return (listed, drawn)  # both: the PageColorizer merges them
+    return page_hints, palette
 
 
 def split(jobs: list[pages.Job], out: Path, name: str, rank: Rank | None) -> tuple[list[pages.Job], Path]:
@@ -59,7 +90,13 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
                       batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer, chroma=cc.chroma)
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
-    summary = pages.run(jobs, lambda imgs: c.colorize_many(imgs, force=cc.force), fmt=cc.format,
+    page_hints, palette = steering(cc)
+
+    def process(imgs: list[Image.Image], names: list[str]) -> list[Image.Image | None]:
+        per_page = [page_hints(n) for n in names] if page_hints else None
+        return c.colorize_many(imgs, force=cc.force, hints=per_page, palette=palette)
+
+    summary = pages.run(jobs, process, fmt=cc.format,
                         quality=cc.quality, batch_size=cc.batch_size,
                         record=record or own_record,
                         settings=_settings(cc, ckpt), log=log, what="colorize", overwrite=overwrite)
@@ -105,7 +142,7 @@ def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: 
     else:
         raise UserError(f"--method must be ckpt or xdog, not {method!r}")
 
-    def process(imgs: list[Image.Image]) -> list[Image.Image]:
+    def process(imgs: list[Image.Image], names: list[str]) -> list[Image.Image]:
         rgb = [imageio.to_mode(im, "RGB") for im in imgs]
         rgb = [imageio.resize_max(im, max_side) if max_side and max(im.size) > max_side else im for im in rgb]
         tensors = [torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in rgb]

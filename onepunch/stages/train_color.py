@@ -154,14 +154,16 @@ def learning_rates(step: int, total: int, tc) -> tuple[float, float]:
     return (tc.nogan_lr_g if kind == "g_only" else tc.lr_g) * factor, tc.lr_d * factor
 
 
-def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, total: int) -> dict:
-    """D step then G step on one batch (pix2pix order); under NoGAN one of them may be skipped."""
+def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, total: int,
+               control: tuple = (None, None)) -> dict:
+    """D step then G step on one batch (pix2pix order); under NoGAN one of them may be skipped. `control`: the
+    generator's (hints, palette) for this batch (hints.control), or none."""
     F = torch.nn.functional
     kind = phase(step, total, tc)[0]
     l1_w = tc.l1_weight * (train.lr_factor(step, total, 0.0) if tc.l1_schedule == "linear" else 1.0)
     out = {}
     with env.autocast(), torch.set_grad_enabled(kind != "d_only"):  # the critic-only phase needs no G graph
-        fake = g(scan)                                     # (B, 3, S, S)
+        fake = g(scan, *control)                           # (B, 3, S, S)
     if kind != "g_only":
         with env.autocast():
             loss_d = losses.gan_d(d(scan, color), d(scan, fake.detach()), tc.gan_loss)
@@ -293,7 +295,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                          data.mix_seed(tc.seed, "pairs", size), env.rank.rank, scan_ext=members[0],
                          color_ext=members[1], degrade_p=tc.degrade_p,
                          min_crop=tc.min_crop, rotate=tc.rotate, perspective_p=tc.perspective_p,
-                         lines_p=tc.lines_p)
+                         lines_p=tc.lines_p, hint_p=tc.hint_p, max_hints=tc.max_hints, palette_p=tc.palette_p)
     val = [(s, c) for _, s, c in data.first_samples(val_shards, tc.val_images, (members[0], "L"), (members[1], "RGB"))]
     mean_color = _mean_color(train_shards, members)
     grid_scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val[:GRID_IMAGES]])
@@ -305,14 +307,16 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
     with train.StopFlag() as stop, progress(log, TextColumn("{task.fields[info]}")) as bar:
         task = bar.add_task(f"color {size}", total=total, completed=start, unit="step", info="")
         for step in range(start, total):
-            scan, color = (t.to(env.device, non_blocking=True) for t in next(stream))
+            # (scan, color) and, when training with them, the (hints, palette) the loader drew from the truth
+            scan, color, *control = (t.to(env.device, non_blocking=True) for t in next(stream))
             if env.cuda:
                 scan, color = (t.contiguous(memory_format=torch.channels_last) for t in (scan, color))
             lr_g, lr_d = learning_rates(step, total, tc)
             for opt, lr in ((opt_g, lr_g), (opt_d, lr_d)):
                 for group in opt.param_groups:
                     group["lr"] = lr
-            losses = train_step(step_g, step_d, opt_g, opt_d, scan, color, tc, env, step, total)
+            losses = train_step(step_g, step_d, opt_g, opt_d, scan, color, tc, env, step, total,
+                                tuple(control) or (None, None))
             done, last = step + 1, step + 1 == total
             seen += tc.batch_size * env.rank.world
             if done % LOG_EVERY == 0 or last:

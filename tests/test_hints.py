@@ -1,0 +1,176 @@
+"""Color hints and palettes: the formats users write, what training samples, old checkpoints, and that a trained net
+follows them."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from onepunch import checkpoint, hints
+from onepunch.errors import UserError
+from onepunch.inference import PageColorizer
+from tests.conftest import run_cli
+
+
+def test_sampled_hints_hold_the_truths_colors_and_a_larger_count_adds_to_a_smaller_one():
+    color = torch.ones(2, 3, 32, 32)
+    color[:, :, 8:24, 8:24] = torch.tensor([0.6, -0.8, -0.2]).view(1, 3, 1, 1)  # a red square on white paper
+    maps = [hints.sample(color, torch.tensor([n, n]), torch.Generator().manual_seed(1), draws=20) for n in (1, 5, 20)]
+    for m in maps:
+        mask = m[:, 3] > 0
+        assert mask.any(dim=(1, 2)).all()
+        assert not mask[:, :6].any() and not mask[:, 26:].any() and not mask[:, :, :6].any()  # off the paper
+        assert not mask[:, :, 26:].any()
+    red = hints.sample(color[:, :, 8:24, 8:24], torch.tensor([5, 5]), torch.Generator().manual_seed(1))
+    mask = red[:, 3] > 0  # each square holds the truth's mean color over it
+    assert torch.allclose(red[:, :3].permute(0, 2, 3, 1)[mask], torch.tensor([0.6, -0.8, -0.2]), atol=1e-5)
+    assert ((maps[0][:, 3] > 0) <= (maps[1][:, 3] > 0)).all() and ((maps[1][:, 3] > 0) <= (maps[2][:, 3] > 0)).all()
+    none = hints.sample(color, torch.tensor([0, 0]), torch.Generator().manual_seed(1))
+    assert not none.any()
+
+
+def test_hint_counts_follow_the_rate_and_the_cap():
+    n = hints.counts(4000, 0.5, 32, torch.Generator().manual_seed(0))
+    assert 0.45 < (n == 0).float().mean() < 0.55 and n.max() <= 32 and n[n > 0].min() == 1
+    assert 7 < n[n > 0].float().mean() < 10  # 1 + geometric(1/8), capped
+
+
+def test_palette_puts_a_pictures_colors_in_their_bins():
+    red = Image.new("RGB", (300, 200), (230, 20, 20))
+    p = hints.of_image(red)
+    assert p.shape == (hints.PALETTE_DIM,) and p[-1] == 1
+    assert p[:-1].argmax() == (3 * 4 + 0) * 4 + 0 and torch.isclose(p[:-1].norm(), torch.tensor(1.0))
+
+
+def test_user_hints_land_where_the_page_says_at_the_working_size():
+    pts = [{"x": 1000, "y": 500, "color": "#ff0000", "radius": 0},
+           {"line": [[0, 1500], [1999, 1500]], "color": [0, 0, 255], "width": 20}]
+    m = hints.render(hints.check(pts, "t"), (2000, 2000), (256, 256))
+    assert m.shape == (256, 256, 4)
+    assert m[64, 128, 3] == 1 and np.allclose(m[64, 128, :3], [1, -1, -1])
+    assert m[192, :, 3].all() and np.allclose(m[192, 5, :3], [-1, -1, 1])
+    assert m[..., 3].sum() < 256 * 6  # a point and a 3 px stroke, nothing else
+    assert hints.render([], (10, 10), (10, 10)) is None
+
+
+def test_a_hint_image_is_its_opaque_strokes_stretched_to_the_page():
+    img = Image.new("RGBA", (400, 400), (0, 0, 0, 0))
+    img.paste((0, 255, 0, 255), (100, 100, 200, 200))
+    m = hints.from_image(img, (64, 64))
+    assert m[24, 24, 3] == 1 and np.allclose(m[24, 24, :3], [-1, 1, -1]) and m[5, 5, 3] == 0
+    assert hints.from_image(Image.new("RGBA", (40, 40)), (8, 8)) is None
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not a JSON hints file"),
+    ('[{"x": 1, "y": 2}]', "color must be"),
+    ('[{"x": 1, "color": "#ff0000"}]', "needs x and y"),
+    ('{"pages": []}', "maps page file names"),
+    ('{"every": []}', "a list of hints or an object"),
+    ('[{"line": [[1]], "color": "#ff0000"}]', r"list of \[x, y\] points"),
+    ('[{"x": "a", "y": 1, "color": "#ff0000"}]', "x must be a number"),
+])
+def test_bad_hints_files_are_one_line_errors(tmp_path, content, message):
+    f = tmp_path / "h.json"
+    f.write_text(content)
+    with pytest.raises(UserError, match=message):
+        hints.load_file(f)
+
+
+def test_a_hints_file_gives_each_page_the_chapters_hints_and_its_own(tmp_path):
+    f = tmp_path / "h.json"
+    f.write_text(json.dumps({"all": [{"x": 1, "y": 1, "color": "#ff0000"}],
+                             "pages": {"002.png": [{"x": 5, "y": 5, "color": "#00ff00"}]}}))
+    table = hints.load_file(f)
+    assert len(hints.for_page(table, "001.png")) == 1 and len(hints.for_page(table, "002.png")) == 2
+    assert len(hints.for_page(table, "ch1/002.png")) == 2  # a chapter member by its base name
+
+
+def test_a_colorizer_made_before_hints_loads_and_colorizes_as_it_did(tmp_path, color_pt):
+    ck = torch.load(color_pt, weights_only=True)
+    ck["state_dict"] = {k: v for k, v in ck["state_dict"].items() if not k.startswith("control.")}
+    old = tmp_path / "old.pt"
+    torch.save(ck, old)
+    g_old, meta = checkpoint.load_colorizer(old)
+    g_new, _ = checkpoint.load_colorizer(color_pt)
+    assert meta["absent"] == ["control."]
+    x = torch.rand(1, 1, 64, 64) * 2 - 1
+    assert torch.equal(g_old(x), g_new(x))
+    page = Image.new("L", (80, 60), 255)
+    c = PageColorizer(old, device="cpu")
+    assert np.array_equal(np.asarray(c.colorize(page)), np.asarray(PageColorizer(color_pt, device="cpu").colorize(page)))
+    with pytest.raises(UserError, match="takes no hints"):
+        c.colorize(page, hints=[{"x": 1, "y": 1, "color": "#ff0000"}])
+    with pytest.raises(UserError, match="takes no palette"):
+        c.colorize(page, palette=hints.of_image(page))
+
+
+@pytest.mark.slow
+def test_a_trained_colorizer_follows_hints(hinted_color_pt):
+    """The net trained briefly (conftest) on shapes whose only color cue is the hint: a hinted shape takes the
+    hint's hue, at the page's own size, in one shape and not the other."""
+    from tests.conftest import shapes_page
+
+    scan, _ = shapes_page(np.random.default_rng(5), 256)
+    page = Image.fromarray(scan, "L")
+    c = PageColorizer(hinted_color_pt, device="cpu")
+    for rgb in ((220, 30, 30), (30, 60, 220)):
+        out = np.asarray(c.colorize(page, hints=[{"x": 64, "y": 64, "color": list(rgb), "radius": 8}]))
+        inside = out[40:88, 40:88].reshape(-1, 3).astype(float).mean(0)
+        assert np.argmax(inside) == np.argmax(rgb), (rgb, inside)
+        assert inside[np.argmax(rgb)] - inside.min() > 40, (rgb, inside)
+        other = out[168:216, 168:216].reshape(-1, 3).astype(float).mean(0)
+        assert other[np.argmax(rgb)] - other.min() < inside[np.argmax(rgb)] - inside.min()
+
+
+@pytest.mark.slow
+def test_colorize_cli_takes_hints_a_hint_image_and_a_reference(tmp_path, hinted_color_pt):
+    from tests.conftest import shapes_page
+
+    scan, color = shapes_page(np.random.default_rng(5), 256)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(scan, "L").save(tmp_path / "in" / "p1.png")
+    Image.fromarray(scan, "L").save(tmp_path / "in" / "p2.png")
+    (tmp_path / "h.json").write_text(json.dumps({"pages": {"p1.png": [{"x": 64, "y": 64, "color": "#dc1e1e",
+                                                                       "radius": 8}]}}))
+    strokes = Image.new("RGBA", (512, 512), (0, 0, 0, 0))  # twice the page's size: stretched over it
+    strokes.paste((30, 60, 220, 255), (100, 100, 150, 150))
+    strokes.save(tmp_path / "strokes.png")
+    Image.fromarray(color).save(tmp_path / "ref.png")
+    out = tmp_path / "out"
+    args = ["colorize", str(tmp_path / "in"), "--ckpt", str(hinted_color_pt), "--out", str(out), "--device", "cpu"]
+    r = run_cli(*args, "--hints", str(tmp_path / "h.json"))
+    assert r.returncode == 0, r.stderr
+    p1, p2 = (np.asarray(Image.open(out / "in" / f"{n}.png")).astype(float) for n in ("p1", "p2"))
+    assert p1[40:88, 40:88, 0].mean() - p1[40:88, 40:88, 2].mean() > 40  # p1 hinted red, p2 not
+    assert abs(p2[40:88, 40:88, 0].mean() - p1[40:88, 40:88, 0].mean()) > 20
+    r = run_cli(*args, "--hint-image", str(tmp_path / "strokes.png"), "--reference", str(tmp_path / "ref.png"))
+    assert r.returncode == 0, r.stderr
+    p1 = np.asarray(Image.open(out / "in" / "p1.png")).astype(float)
+    assert p1[40:88, 40:88, 2].mean() - p1[40:88, 40:88, 0].mean() > 40  # now blue, from the hint image
+    (tmp_path / "bad.json").write_text("[{]")
+    r = run_cli(*args, "--hints", str(tmp_path / "bad.json"))
+    assert r.returncode == 2 and "not a JSON hints file" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    r = run_cli(*args, "--reference", str(tmp_path / "bad.png"))
+    assert r.returncode == 2 and "--reference" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_hint_fills_the_region_its_lines_enclose_and_nothing_else():
+    scan = np.full((64, 64), 255, np.uint8)
+    scan[10:30, 10] = scan[10:30, 29] = scan[10, 10:30] = scan[29, 10:30] = 0  # a closed box
+    scan[40:60, 40] = scan[40:60, 59] = scan[40, 40:60] = scan[59, 40:60] = 0  # another one
+    hint = np.zeros((64, 64, 4), np.float32)
+    hint[15, 15] = [1, -1, -1, 1]  # red in the first box
+    hint[45, 45] = [-1, -1, 1, 1]  # blue and green in the second: each pixel takes its nearest
+    hint[55, 55] = [-1, 1, -1, 1]
+    hint[5, 5] = [1, 1, -1, 1]  # yellow on the paper around them: too large a region to fill
+    out = hints.fill(scan, hint)
+    assert (out[11:29, 11:29, 3] == 1).all() and np.allclose(out[11:29, 11:29, :3], [1, -1, -1])
+    assert np.allclose(out[42, 42, :3], [-1, -1, 1]) and np.allclose(out[57, 57, :3], [-1, 1, -1])
+    assert out[10, 10:30, 3].sum() == 0  # the lines are the net's to color
+    assert out[..., 3].sum() == 18 * 18 * 2 + 1  # the boxes' insides and the one paper hint
+    assert out[5, 5, 3] == 1 and out[35, 5, 3] == 0
+    assert hints.fill(scan, np.zeros((64, 64, 4), np.float32)).sum() == 0
