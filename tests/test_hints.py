@@ -174,3 +174,26 @@ def test_a_hint_fills_the_region_its_lines_enclose_and_nothing_else():
     assert out[..., 3].sum() == 18 * 18 * 2 + 1  # the boxes' insides and the one paper hint
     assert out[5, 5, 3] == 1 and out[35, 5, 3] == 0
     assert hints.fill(scan, np.zeros((64, 64, 4), np.float32)).sum() == 0
+
+
+def test_sampled_hints_equal_the_per_pixel_reference():
+    """sample works per hint; this is the per-pixel definition (box means by pooling, squares painted by pooling)."""
+    import torch.nn.functional as F
+
+    color = torch.rand(3, 3, 40, 48, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    counts = torch.tensor([0, 7, 30])
+    got = hints.sample(color, counts, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)  # the same draws, in the same order
+    where = torch.multinomial((color.amin(1).flatten(1) < 0.8).float() + 1e-6, 30, replacement=True, generator=gen)
+    half = torch.randint(0, 3, (3, 30), generator=gen)
+    live = torch.arange(30)[None] < counts[:, None]
+    num, den = torch.zeros(3, 3, 40, 48), torch.zeros(3, 1, 40, 48)
+    for k, r in enumerate(hints.HALF_SIDES):
+        centers = torch.zeros(3, 40 * 48).scatter_add_(1, where, (live & (half == k)).float()).clamp(max=1)
+        centers = centers.view(3, 1, 40, 48)
+        mean = F.avg_pool2d(color, 2 * r + 1, 1, r, count_include_pad=False)
+        num += F.avg_pool2d(centers * mean, 2 * r + 1, 1, r, divisor_override=1)
+        den += F.avg_pool2d(centers, 2 * r + 1, 1, r, divisor_override=1)
+    mask = (den > 0).float()
+    assert torch.equal(got[:, 3:], mask) and not got[0].any()
+    assert torch.allclose(got[:, :3], num / den.clamp_min(1) * mask, atol=1e-5)
