@@ -93,8 +93,15 @@ class App:
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self.lock = threading.Lock()  # one page through the net at a time: PageColorizer is not thread-safe
 
-    def open(self, name: str, data: bytes) -> tuple[str, Session]:
-        names, images = read_upload(name, data)
+    def open(self, files: list[tuple[str, bytes]]) -> tuple[str, Session]:
+        """One page, one chapter, or several files (a folder's pages, in natural order of their names)."""
+        if not files:
+            raise Bad("no file given")
+        names, images = [], []
+        for name, data in sorted(files, key=lambda f: pages.natural_key(f[0])) if len(files) > 1 else files:
+            n, im = read_upload(name, data)
+            names += n
+            images += im
         sid = secrets.token_urlsafe(12)
         self.sessions[sid] = Session(names, images)
         while len(self.sessions) > MAX_SESSIONS:
@@ -161,8 +168,8 @@ def make_app(colorizer: PageColorizer):
                 "palette": c.takes_palette}
 
     @app.post("/api/open")
-    def open_file(file: UploadFile = File(...)):
-        sid, s = state.open(file.filename or "upload", file.file.read(MAX_UPLOAD + 1))
+    def open_files(file: list[UploadFile] = File(...)):
+        sid, s = state.open([(f.filename or "upload", f.file.read(MAX_UPLOAD + 1)) for f in file])
         return {"session": sid, "pages": [{"name": n, "width": im.width, "height": im.height}
                                           for n, im in zip(s.names, s.images, strict=True)]}
 

@@ -78,6 +78,15 @@ def test_a_chapter_is_colorized_page_by_page_and_downloaded_as_cbz(client):
         assert zf.namelist() == ["p2.png", "p10.png"]
 
 
+def test_several_pages_open_as_one_chapter_in_natural_order(client):
+    page = png_bytes(Image.new("L", (40, 30), 255))
+    r = client.post("/api/open", files=[("file", ("p10.png", page)), ("file", ("p9.png", page)),
+                                        ("file", ("p1.png", page))])
+    assert [p["name"] for p in r.json()["pages"]] == ["p1.png", "p9.png", "p10.png"]
+    r = client.post("/api/open", files=[("file", ("a.png", page)), ("file", ("b.png", b"junk"))])
+    assert r.status_code == 400 and "b.png: not_an_image" in r.json()["error"]
+
+
 @pytest.mark.parametrize("name, data, message", [
     ("x.png", b"", "empty"),
     ("x.png", b"this is not an image", "not_an_image"),
