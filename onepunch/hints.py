@@ -263,17 +263,9 @@ def render(hints: list[dict], page_hw: tuple[int, int], work_hw: tuple[int, int]
 def from_image(img: Image.Image, work_hw: tuple[int, int]) -> np.ndarray | None:
     """A hint image (colored strokes on transparency, any size; stretched to the page) -> (h, w, 4) at the working
     size; None if it has no opaque pixel. Pixels at least half opaque after resizing are hints."""
-    h, w = work_hw
     rgba = np.asarray(img.convert("RGBA")).astype(np.float32) / 255
-    alpha = rgba[..., 3:]
-    pre = np.concatenate([rgba[..., :3] * alpha, alpha], 2)  # premultiplied, so transparent pixels add no color
-    small = cv2.resize(pre, (w, h), interpolation=cv2.INTER_AREA) if pre.shape[:2] != (h, w) else pre
-    a = small[..., 3]
-    mask = a >= 0.5
-    if not mask.any():
-        return None
-    rgb = np.clip(small[..., :3] / np.maximum(a, 1e-6)[..., None] * 255 + 0.5, 0, 255).astype(np.uint8)
-    return _pack(rgb, mask.astype(np.uint8))
+    alpha = rgba[..., 3:]  # a hint map is premultiplied by its mask, so transparent pixels add no color
+    return from_map(np.concatenate([(rgba[..., :3] * 2 - 1) * alpha, alpha], 2), work_hw)
 
 
 def from_map(a: np.ndarray, work_hw: tuple[int, int]) -> np.ndarray | None:

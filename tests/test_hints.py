@@ -197,3 +197,18 @@ def test_sampled_hints_equal_the_per_pixel_reference():
     mask = (den > 0).float()
     assert torch.equal(got[:, 3:], mask) and not got[0].any()
     assert torch.allclose(got[:, :3], num / den.clamp_min(1) * mask, atol=1e-5)
+
+
+def test_a_changed_hints_file_redoes_the_pages_and_an_unchanged_one_does_nothing(tmp_path, color_pt):
+    from onepunch.stages import colorize as stage
+    from tests.test_colorize import cc
+
+    (tmp_path / "in").mkdir()
+    Image.new("L", (64, 48), 255).save(tmp_path / "in" / "p.png")
+    f = tmp_path / "h.json"
+    f.write_text('[{"x": 10, "y": 10, "color": "#ff0000"}]')
+    run = lambda: stage.colorize([tmp_path / "in"], tmp_path / "out", color_pt, cc(hints=str(f)))  # noqa: E731
+    assert run().done == 1
+    assert run().up_to_date == 1
+    f.write_text('[{"x": 20, "y": 10, "color": "#00ff00"}]')
+    assert run().done == 1
