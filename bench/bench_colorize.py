@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/bench_colorize.py --device cpu
     .venv/bin/python bench/bench_colorize.py --device cuda --pages 64 --batch 8
+    .venv/bin/python bench/bench_colorize.py --device cpu --backends torch,onnx   # onnxruntime too
 
 The page is a synthetic manga page (line art in framed panels, grey PNG). The colorizer has random weights (speed does
 not depend on them): the `base` preset (the method's ResNet50 U-Net) and `tiny` (the demo's). Latency, median of
 --repeats: the page already decoded -> colored page at full size (PageColorizer.colorize: resize to the working size,
 net, back to full size), with its parts (net alone; full-size transfer); and file to file (PNG decode + colorize +
 PNG encode). Throughput: `onepunch colorize` over a folder of --pages pages (decode/encode threads overlap the net).
+With `--backends torch,onnx` each preset also runs exported (`onepunch export --onnx`) on onnxruntime.
 Results: bench/out/colorize.json.
 """
 
@@ -59,6 +61,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--pages", type=int, default=8)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--backends", default="torch")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     page_path = OUT / "page.png"
@@ -78,33 +81,46 @@ def main():
     for preset in args.presets.split(","):
         torch.manual_seed(0)
         g, _ = colorizer.build(preset, frozen_encoder=False)
-        ckpt = OUT / f"{preset}.pt"
-        save_colorizer(g.eval(), ckpt, working_size=args.working_size)
-        c = PageColorizer(ckpt, device=args.device, batch_size=args.batch)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        c.colorize(img)  # warm-up (cuDNN autotune, allocator)
-        grey = luma(img)
-        work = c._work(grey)
-        color = c.color_at_working_size([work])[0]
-        r = {"working_size": c.working_size,
-             "page_s": timed(lambda c=c: c.colorize(img), args.repeats, cuda),
-             "net_s": timed(lambda c=c, w=work: c.color_at_working_size([w]), args.repeats, cuda),
-             "transfer_s": timed(lambda g=grey, w=work, x=color: transfer_detail(g, w, x), args.repeats, False),
-             "file_to_file_s": timed(lambda c=c: pages.encode_page(c.colorize(pages.read_page(data)), "png", 95),
-                                     args.repeats, cuda)}
-        if cuda:
-            r["page_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
-        out = OUT / f"colored-{preset}"
-        shutil.rmtree(out, ignore_errors=True)
-        cc = ColorizeConfig(device=args.device, batch_size=args.batch, working_size=args.working_size)
-        t = time.perf_counter()
-        s = stage.colorize([folder], out, ckpt, cc, log=console(False))
-        r["folder_pages_per_s"] = s.done / (time.perf_counter() - t)
-        r["folder_pages"] = s.done
-        results["presets_results"][preset] = r
-        print(preset, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
+        pt = OUT / f"{preset}.pt"
+        save_colorizer(g.eval(), pt, working_size=args.working_size)
+        for backend in args.backends.split(","):
+            if backend == "onnx":
+                from onepunch.export import export_onnx
+
+                ckpt = OUT / f"{preset}.onnx"
+                export_onnx(pt, ckpt)
+            else:
+                ckpt = pt
+            results["presets_results"][f"{preset}-{backend}"] = measure(ckpt, img, data, folder, args, cuda)
     (OUT.parent / "colorize.json").write_text(json.dumps(results, indent=1))
+
+
+def measure(ckpt: Path, img, data: bytes, folder: Path, args, cuda: bool) -> dict:
+    """Latencies and folder throughput of one model file (a color.pt, or a .onnx: onnxruntime)."""
+    c = PageColorizer(ckpt, device=args.device, batch_size=args.batch)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    c.colorize(img)  # warm-up (cuDNN autotune, allocator)
+    grey = luma(img)
+    work = c._work(grey)
+    color = c.color_at_working_size([work])[0]
+    r = {"working_size": c.working_size,
+         "page_s": timed(lambda c=c: c.colorize(img), args.repeats, cuda),
+         "net_s": timed(lambda c=c, w=work: c.color_at_working_size([w]), args.repeats, cuda),
+         "transfer_s": timed(lambda g=grey, w=work, x=color: transfer_detail(g, w, x), args.repeats, False),
+         "file_to_file_s": timed(lambda c=c: pages.encode_page(c.colorize(pages.read_page(data)), "png", 95),
+                                 args.repeats, cuda)}
+    if cuda:
+        r["page_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    out = OUT / f"colored-{ckpt.name}"
+    shutil.rmtree(out, ignore_errors=True)
+    cc = ColorizeConfig(device=args.device, batch_size=args.batch, working_size=args.working_size)
+    t = time.perf_counter()
+    s = stage.colorize([folder], out, ckpt, cc, log=console(False))
+    r["folder_pages_per_s"] = s.done / (time.perf_counter() - t)
+    r["folder_pages"] = s.done
+    print(ckpt.name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
+    return r
 
 
 if __name__ == "__main__":

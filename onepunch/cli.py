@@ -130,16 +130,20 @@ CC = config.ColorizeConfig()  # the colorize options' defaults are the [colorize
 @app.command()
 def colorize(
     inputs: Inputs,
-    ckpt: Annotated[Path, typer.Option(help="The colorizer (color.pt from train-color).")],
+    ckpt: Annotated[Path, typer.Option(help="The colorizer (color.pt from train-color, or a .onnx from export).")],
     out: Annotated[Path, typer.Option(help="Output folder (inputs are never overwritten).")] = Path("colored"),
     fmt: Annotated[str, typer.Option("--format", help="Output format: png, jpg or webp.")] = CC.format,
+    backend: Annotated[str, typer.Option(help="torch, onnx (onnxruntime, a .onnx file) or auto (by the file).")] = CC.backend,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality.")] = CC.quality,
     working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = CC.working_size,
     transfer: Annotated[str, typer.Option(help="detail (net's colors, page's fine detail) or luminance (page's "
                                                 "greys kept exactly).")] = CC.transfer,
     chroma: Annotated[str, typer.Option(help="inward (colors stop at ink lines) or bilinear.")] = CC.chroma,
+    lettering: Annotated[str, typer.Option(help="keep (text and speech bubbles stay black on white) or off.")] = CC.lettering,
     tile: Annotated[int, typer.Option(help="Tiled inference with this tile side (multiple of 32; 0: off).")] = CC.tile,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = CC.overlap,
+    tile_passes: Annotated[int, typer.Option(help="Passes gathering the page's statistics for its tiles (0: "
+                                                   "each tile its own).")] = CC.tile_passes,
     batch_size: Annotated[int, typer.Option(help="Pages (or tiles) per forward pass.")] = CC.batch_size,
     force: Annotated[bool, typer.Option(help="Also colorize pages that are already in color.")] = CC.force,
     hints: Annotated[str, typer.Option(help="JSON file of color hints: points/strokes in page pixels (README).")] = CC.hints,
@@ -153,15 +157,29 @@ def colorize(
 ):
     """Colorize line art and manga pages at full resolution; chapters stay chapters."""
     cc = config.from_dict(config.ColorizeConfig, {
-        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma, "tile": tile, "overlap": overlap,
-        "batch_size": batch_size, "force": force, "threshold": threshold, "device": device, "hints": hints,
-        "hint_image": hint_image, "reference": reference}, "colorize")
+        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma, "lettering": lettering, "tile": tile, "overlap": overlap,
+        "tile_passes": tile_passes, "batch_size": batch_size, "force": force, "threshold": threshold, "device": device, "hints": hints,
+        "hint_image": hint_image, "reference": reference, "backend": backend}, "colorize")
     from onepunch.dist import rank_info
     from onepunch.stages import colorize as stage
 
     summary = stage.colorize(inputs, out, ckpt, cc, rank=rank_info(rank, world_size), overwrite=overwrite)
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    ckpt: Annotated[Path, typer.Argument(help="The colorizer (color.pt from train-color).", show_default=False)],
+    onnx: Annotated[Path, typer.Option("--onnx", help="Write the network as ONNX here (e.g. color.onnx).")],
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
+):
+    """Export the colorizer's network as ONNX (dynamic batch, height and width), checked against torch."""
+    from onepunch.export import export_onnx
+
+    r = export_onnx(ckpt, onnx, opset)
+    Console(stderr=True).print(f"[green]exported[/] {r['path']} ({r['bytes'] / 1e6:.1f} MB, opset {r['opset']}; "
+                               f"largest difference from torch {r['max_difference']:.1e})")
 
 
 @app.command()

@@ -360,6 +360,7 @@ class EvalConfig:
 COLORFUL = 12.0
 """Hasler-Suesstrunk colorfulness above which a page counts as already colored ("slightly colorful" is 15)."""
 CHROMA = ("inward", "bilinear")
+LETTERING = ("keep", "off")  # colorize: text and its speech bubbles kept as on the page, or colorized too
 """Ways the net's colors are brought to full size (inference._lab_rows)."""
 
 
@@ -381,10 +382,16 @@ class ColorizeConfig:
     chroma: str = "inward"
     """How the net's colors are brought to full size: inward (near ink lines, from farther inside the region, so
     colors stop at the lines) or bilinear (blind to the lines)."""
+    lettering: str = "keep"
+    """keep: text and the speech bubbles that hold it stay as the page has them (black on white); off: colorized
+    like the rest."""
     tile: int = 0
     """Tile side (multiple of 32) for tiled inference at large working sizes; 0: whole page at once."""
     overlap: int = 64
     """Tile overlap, blended linearly."""
+    tile_passes: int = 2
+    """Passes over the tiles that gather the page's InstanceNorm and attention statistics before the one that
+    colorizes, so tiles agree (0: each tile its own; each pass costs one more run over the tiles; README)."""
     batch_size: int = 4
     """Pages (or tiles) per forward pass."""
     threshold: float = COLORFUL
@@ -399,12 +406,16 @@ class ColorizeConfig:
     """A colored page or character sheet whose colors (its palette) steer every page: a chapter keeps its colors."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
+    backend: str = "auto"
+    """torch (a color.pt), onnx (a .onnx from `onepunch export`, run by onnxruntime) or auto (by the file's suffix)."""
 
     def __post_init__(self):
+        _check(self.backend in ("auto", "torch", "onnx"), f"colorize.backend must be auto, torch or onnx, got {self.backend!r}")
         _check(self.transfer in ("detail", "luminance"), f"colorize.transfer must be detail or luminance, got {self.transfer!r}")
         _check(self.chroma in CHROMA, f"colorize.chroma must be {' or '.join(CHROMA)}, got {self.chroma!r}")
+        _check(self.lettering in LETTERING, f"colorize.lettering must be {' or '.join(LETTERING)}, got {self.lettering!r}")
         _check(self.format in ("png", "jpg", "webp"), f"colorize.format must be png, jpg or webp, got {self.format!r}")
-        _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None),
+        _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None), tile_passes=(0, 8),
                 batch_size=(1, 1024), threshold=(0.0, None))
         _check(self.device in ("auto", "cpu", "cuda"), f"colorize.device must be auto, cpu or cuda, got {self.device!r}")
 

@@ -17,7 +17,9 @@ Either way the chroma (a, b) is scaled by min(1, L_out / L_net), so thin black l
 blurs into grey, stay black instead of taking the color of their surroundings.
 
 With `tile`, the working image is cut into tile x tile squares overlapping by `overlap` pixels and blended with
-linear ramps, for pages colorized at a working resolution larger than memory or the training scale allows.
+linear ramps, for pages colorized at a working resolution larger than memory or the training scale allows. A first
+pass over the tiles gathers the page's InstanceNorm and attention statistics, and the tiles are colorized with those
+(Colorizer.statistics), so they agree with each other and with the page (README: the measured seam error).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ import torch
 from PIL import Image
 
 from onepunch import hints as hints_lib
-from onepunch import imageio, metrics
-from onepunch.config import CHROMA, COLORFUL
+from onepunch import imageio, lettering, metrics
+from onepunch.config import CHROMA, COLORFUL, LETTERING
 from onepunch.devices import pick_device
 from onepunch.errors import UserError
 
@@ -213,6 +215,15 @@ def _starts(n: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
+def _core(s: int, starts: list[int], tile: int, n: int) -> tuple[float, float]:
+    """The part of the tile at `s` (among `starts`, along a side of n) that is its own, as fractions of the tile:
+    from the middle of its overlap with the one before to the middle of its overlap with the next."""
+    i = starts.index(s)
+    lo = 0 if i == 0 else (s + starts[i - 1] + tile) / 2
+    hi = n if i == len(starts) - 1 else (starts[i + 1] + s + tile) / 2
+    return (lo - s) / tile, (hi - s) / tile
+
+
 def _pad_hints(hint_map: np.ndarray | None, h: int, w: int) -> np.ndarray:
     """A (h', w', 4) hint map (None: no hints) padded with "no hint" to (h, w, 4)."""
     out = np.zeros((h, w, 4), np.float32)
@@ -221,17 +232,52 @@ def _pad_hints(hint_map: np.ndarray | None, h: int, w: int) -> np.ndarray:
     return out
 
 
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def backend_of(ckpt: str | Path, backend: str) -> str:
+    """torch or onnx for this model file; UserError where the two disagree."""
+    if backend not in BACKENDS:
+        raise UserError(f"backend must be {', '.join(BACKENDS)}, not {backend!r}")
+    onnx_file = Path(ckpt).suffix.lower() == ".onnx"
+    if backend == "auto":
+        return "onnx" if onnx_file else "torch"
+    if (backend == "onnx") != onnx_file:
+        raise UserError(f"--backend {backend} runs a {'.onnx file' if backend == 'onnx' else 'color.pt'}, not "
+                        f"{Path(ckpt).name}" + (" (make one with `onepunch export color.pt --onnx color.onnx`)"
+                                               if backend == "onnx" else ""))
+    return backend
+
+
 class PageColorizer:
     """A trained colorizer (color.pt) ready for pages. Thread-compatible, not thread-safe."""
 
     def __init__(self, ckpt: str | Path, device: str = "auto", working_size: int = 0, tile: int = 0,
                  overlap: int = 64, batch_size: int = 4, threshold: float = COLORFUL, transfer: str = "detail",
-                 chroma: str = "inward"):
-        from onepunch.checkpoint import load_colorizer
-
+                 chroma: str = "inward", passes: int = 2, backend: str = "auto", lettering: str = "keep"):
+        """`passes` (tiles only): passes over the tiles that gather the page's InstanceNorm and attention
+        statistics before the one that colorizes (0: each tile its own statistics, as before 2026-12).
+        `backend`: torch (a color.pt), onnx (a .onnx from `onepunch export`, run by onnxruntime) or auto (by the
+        file's suffix). `lettering`: keep (text and the speech bubbles that hold it stay as the page has them,
+        onepunch/lettering.py) or off."""
+        if lettering not in LETTERING:
+            raise UserError(f"lettering must be {' or '.join(LETTERING)}, not {lettering!r}")
+        self.lettering = lettering
         self.device = pick_device(device)
-        self.net, self.meta = load_colorizer(ckpt)
-        self.net = self.net.to(self.device)
+        self.backend = backend_of(ckpt, backend)
+        if self.backend == "onnx":
+            from onepunch.export import OnnxColorizer
+
+            self.net = OnnxColorizer(ckpt, self.device)
+            self.meta = self.net.meta
+            if tile:
+                raise UserError("tiles need the torch backend (they share a whole-page pass's statistics, which "
+                                "the exported graph does not take): use the color.pt, or no --tile")
+        else:
+            from onepunch.checkpoint import load_colorizer
+
+            self.net, self.meta = load_colorizer(ckpt)
+            self.net = self.net.to(self.device)
         self.multiple = int(self.meta.get("io", {}).get("multiple", 32))
         size = working_size or int(self.meta.get("io", {}).get("working_size", DEFAULT_WORKING_SIZE))
         self.working_size = self._round(size)
@@ -248,6 +294,9 @@ class PageColorizer:
         self.takes_palette = "control." not in self.meta["absent"] and trained.get("palette_p", 1) > 0
         self.tile, self.overlap, self.batch_size, self.threshold = tile, overlap, max(1, batch_size), threshold
         self.transfer, self.chroma = transfer, chroma
+        if not 0 <= passes <= 8:
+            raise UserError(f"tile passes must be 0..8, not {passes}")
+        self.passes = passes
 
     def _round(self, n: int) -> int:
         return max(self.multiple, -(-n // self.multiple) * self.multiple)
@@ -259,15 +308,19 @@ class PageColorizer:
         return colorfulness(img) > self.threshold
 
     # ------------------------------------------------------------------------------------------------ net calls
-    @torch.inference_mode()
-    def _run(self, batch: np.ndarray, hint_maps: np.ndarray | None = None, palette=None) -> np.ndarray:
+    def _inputs(self, batch: np.ndarray, hint_maps: np.ndarray | None = None, palette=None) -> tuple:
         """uint8 (B, h, w) scans, h and w multiples of 32 (and optionally float32 (B, h, w, 4) hints, a (65,)
-        palette) -> uint8 (B, h, w, 3) colors."""
+        palette) -> the net's inputs on its device."""
         x = torch.from_numpy(batch).to(self.device)[:, None].float().div_(127.5).sub_(1)
         h = None if hint_maps is None else torch.from_numpy(hint_maps).to(self.device).permute(0, 3, 1, 2)
         p = None if palette is None else palette.to(self.device).float().view(1, -1).expand(len(batch), -1)
+        return x, h, p
+
+    @torch.inference_mode()
+    def _run(self, batch: np.ndarray, hint_maps: np.ndarray | None = None, palette=None) -> np.ndarray:
+        """The net on _inputs(...) -> uint8 (B, h, w, 3) colors."""
         with self._autocast():
-            y = self.net(x, h, p).float()
+            y = self.net(*self._inputs(batch, hint_maps, palette)).float()
         return ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def _work(self, grey: np.ndarray) -> np.ndarray:
@@ -283,7 +336,22 @@ class PageColorizer:
         """White paper to (h, w) on the right and bottom."""
         return cv2.copyMakeBorder(grey, 0, h - grey.shape[0], 0, w - grey.shape[1], cv2.BORDER_CONSTANT, value=255)
 
+    @torch.inference_mode()
     def _colorize_tiled(self, work: np.ndarray, hint_map: np.ndarray | None = None, palette=None) -> np.ndarray:
+        """Tiles, blended. InstanceNorm and attention would each see only its tile; instead, `passes` passes over
+        the tiles gather their statistics over the page (each tile counting its own part once) and the last pass
+        runs every tile with them: the first gathering pass sees each tile's own statistics, each further one
+        those gathered before, closer to the page's."""
+        stats = None
+        with self._autocast():
+            for _ in range(self.passes):
+                with self.net.statistics(stats, gather=True) as gathered:
+                    self._tiles(work, hint_map, palette, gather=True)
+                    stats = gathered()
+            with self.net.statistics(stats):
+                return self._tiles(work, hint_map, palette)
+
+    def _tiles(self, work: np.ndarray, hint_map: np.ndarray | None, palette, gather: bool = False) -> np.ndarray:
         h, w = work.shape
         t, o = self.tile, self.overlap
         ph, pw = max(h, t), max(w, t)  # small sides are padded up to one tile
@@ -294,8 +362,11 @@ class PageColorizer:
         acc = np.zeros((ph, pw, 3), np.float32)
         weight = np.zeros((ph, pw, 1), np.float32)
         ys, xs = sorted({y for y, _ in boxes}), sorted({x for _, x in boxes})
+        cores = {(y, x): _core(y, ys, t, ph) + _core(x, xs, t, pw) for y, x in boxes}
         for i in range(0, len(boxes), self.batch_size):
             part = boxes[i: i + self.batch_size]
+            if gather:
+                self.net.own_parts([cores[b] for b in part])
             out = self._run(np.stack([padded[y: y + t, x: x + t] for y, x in part]),
                             None if hinted is None else np.stack([hinted[y: y + t, x: x + t] for y, x in part]),
                             palette)
@@ -356,6 +427,9 @@ class PageColorizer:
         for i, grey, work, color in zip(todo, greys, works, colors, strict=True):
             rgb = (transfer_detail(grey, work, color, self.chroma) if self.transfer == "detail"
                    else transfer_color(grey, color, self.chroma))
+            if self.lettering == "keep":
+                text = lettering.find(grey)
+                rgb[text] = grey[text][:, None]  # the page's own black on white, untouched
             out[i] = Image.fromarray(rgb, "RGB")
         return out
 

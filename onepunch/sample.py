@@ -358,6 +358,43 @@ def draw_page(rng: np.random.Generator, w: int = 1000, h: int = 1400, colored: b
     return page
 
 
+WORDS = ("WAIT", "what?!", "No way...", "I told you", "so", "RUN!", "it's here", "again", "Senpai", "tomorrow",
+         "we", "can't", "stop", "now", "the", "train", "leaves", "at", "dawn", "OK")
+
+
+def draw_lettered_page(rng: np.random.Generator, w: int = 1000, h: int = 1400, lineart: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """A page (draw_page) with speech bubbles lettered in a real font (Pillow's own TrueType font, so no font file
+    is needed): (grey page, bool mask of the bubbles' insides with their text)."""
+    from PIL import ImageFont
+
+    page = Image.fromarray(draw_page(rng, w, h, lineart=lineart))
+    mask = Image.new("L", (w, h), 0)
+    draw, mdraw = ImageDraw.Draw(page), ImageDraw.Draw(mask)
+    placed: list[tuple[int, int, int, int]] = []
+    for _ in range(int(rng.integers(2, 4))):
+        size = max(10, int(min(w, h) * rng.uniform(0.018, 0.03)))
+        font = ImageFont.load_default(size)
+        lines = [" ".join(rng.choice(WORDS, int(rng.integers(1, 4)))) for _ in range(int(rng.integers(2, 4)))]
+        box = draw.multiline_textbbox((0, 0), "\n".join(lines), font=font, align="center", spacing=size // 3)
+        tw, th = box[2] - box[0], box[3] - box[1]
+        bw, bh = int(tw * 1.5) + 2 * size, int(th * 1.5) + 2 * size
+        for _ in range(20):  # bubbles do not overlap (one would hide the other's text)
+            x0, y0 = int(rng.integers(0, max(1, w - bw))), int(rng.integers(0, max(1, h - bh)))
+            ellipse = (x0, y0, x0 + bw, y0 + bh)
+            if all(x0 > b[2] or b[0] > x0 + bw or y0 > b[3] or b[1] > y0 + bh for b in placed):
+                break
+        else:
+            continue
+        placed.append(ellipse)
+        draw.ellipse(ellipse, fill=255, outline=0, width=max(2, size // 6))
+        inner = (x0 + max(2, size // 6), y0 + max(2, size // 6), x0 + bw - max(2, size // 6), y0 + bh - max(2, size // 6))
+        mdraw.ellipse(inner, fill=255)
+        draw.multiline_text((x0 + (bw - tw) // 2 - box[0], y0 + (bh - th) // 2 - box[1]), "\n".join(lines),
+                            font=font, fill=0, align="center", spacing=size // 3)
+    return np.asarray(page), np.asarray(mask) > 0
+
+
 def write_pages(out: Path, rng: np.random.Generator) -> None:
     grey = [draw_page(rng) for _ in range(4)] + [draw_page(rng, lineart=True)]
     atomic_write(out / "page-01.png", _encode(grey[0], "png"))

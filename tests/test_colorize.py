@@ -179,7 +179,7 @@ def test_api_pages_of_any_size(color_pt):
 def test_tiles_blend_to_the_whole(color_pt):
     """With a pointwise net, tiled inference must equal whole-page inference: the tiles cover every pixel with
     positive weight, and the blend is normalised by the weights' sum."""
-    c = PageColorizer(color_pt, device="cpu", working_size=512, tile=96, overlap=32, batch_size=3)
+    c = PageColorizer(color_pt, device="cpu", working_size=512, tile=96, overlap=32, batch_size=3, passes=0)
     c._run = lambda batch, *control: np.repeat(batch[..., None], 3, 3)  # identity "net": grey in, grey out
     work = np.random.default_rng(0).integers(0, 256, (300, 451), dtype=np.uint8)
     tiled = c._colorize_tiled(work)
@@ -191,6 +191,44 @@ def test_tiles_blend_to_the_whole(color_pt):
         for i, s in enumerate(starts):
             total[s: s + t] += _ramp(t, o, i == 0, i == len(starts) - 1)
         assert total.min() > 0
+
+
+def test_statistics_gathered_over_parts_are_the_whole_images():
+    """The sums behind the shared statistics: an image seen as two parts (each its own half) gathers exactly the
+    statistics of the whole image, for InstanceNorm and attention; imposed, they reproduce the whole's output."""
+    from onepunch.models.colorizer import InstanceNorm, SelfAttention
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 12, 20) * 3 + 1
+    for layer in (InstanceNorm(8, affine=True), SelfAttention(8)):
+        with torch.no_grad():
+            layer.weight.normal_() if isinstance(layer, InstanceNorm) else layer.gamma.fill_(0.7)
+            want = layer(x)
+        layer.sums, layer.boxes = [], [(0, 1, 0, 0.45), (0, 1, 0.45, 1)]
+        layer(x.expand(2, -1, -1, -1))
+        layer.stats, layer.sums, layer.boxes = layer.settle(), None, None
+        with torch.no_grad():
+            assert torch.allclose(layer(x), want, atol=1e-5)
+
+
+def test_tiles_share_the_page_statistics(color_pt):
+    """InstanceNorm and attention see a whole image: tiles with their own statistics disagree with the page; tiles
+    that gather the page's over passes come much closer to the whole-page output (scripts/tiles.py measures it)."""
+    from onepunch.models.colorizer import SelfAttention
+
+    whole = PageColorizer(color_pt, device="cpu", working_size=256)
+    with torch.no_grad():
+        for m in whole.net.modules():
+            if isinstance(m, SelfAttention):
+                m.gamma.fill_(0.5)  # a trained net's attention acts; the random one's starts at identity
+    work = whole._work(line_page(0, 300, 420))
+    ref = whole.color_at_working_size([work])[0].astype(int)
+    err = {}
+    for passes in (0, 1, 3):
+        tiled = PageColorizer(color_pt, device="cpu", working_size=256, tile=128, overlap=32, passes=passes)
+        tiled.net = whole.net
+        err[passes] = np.abs(tiled.color_at_working_size([work])[0] - ref).mean()
+    assert err[3] < err[1] < err[0] and err[3] < 0.5 * err[0], err
 
 
 def test_transfers_keep_the_page_luminance_and_black_lines():

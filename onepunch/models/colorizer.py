@@ -12,10 +12,15 @@ Generator, (B, 1, H, W) scan in [-1, 1] -> (B, 3, H, W) color in [-1, 1], H and 
            start at zero, so a checkpoint made before them loads with them zero and colorizes exactly as it did.
 Self-attention is the linear "simple self-attention" of the method (x + gamma * conv(x) (x^T x)), but normalised by
 the number of positions, so its strength does not grow 4x with each 2x step of progressive training.
+
+InstanceNorm and self-attention are the only layers that see a whole image at once (their statistics). Within
+`Colorizer.statistics(...)` they gather their statistics over many inputs (the tiles of a page) and use statistics
+gathered before instead of their input's own, so tiles normalise and attend as the whole page (inference.py).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -58,7 +63,45 @@ PRESETS = {
 }
 
 
-class SelfAttention(nn.Module):
+class Shared:
+    """A layer whose whole-image statistics can be gathered over the parts (tiles) of an image and imposed on each
+    part, so the parts are normalised (attend) as the whole is: Colorizer.statistics."""
+
+    stats = None
+    """Imposed statistics (tensors for one image, used for every image of the batch); None: the input's own."""
+    sums = None
+    """While gathering: a list to which each forward appends its sums over each image's own part."""
+    boxes = None
+    """While gathering: per image of the batch, (y0, y1, x0, x1) as fractions of its height and width: the part
+    that is its own (a tile's core, without the overlap its neighbours also cover); None: all of it."""
+
+    def _parts(self, x):
+        """Each image's own part, (C, N) in float64 (sums over a megapixel page stay exact enough)."""
+        h, w = x.shape[-2:]
+        boxes = self.boxes or [(0, 1, 0, 1)] * len(x)
+        return [x[i, :, round(y0 * h): round(y1 * h), round(x0 * w): round(x1 * w)].double().flatten(1)
+                for i, (y0, y1, x0, x1) in enumerate(boxes)]
+
+
+class InstanceNorm(Shared, nn.InstanceNorm2d):
+    """nn.InstanceNorm2d (affine, same weights and state-dict keys) whose mean and variance can be shared."""
+
+    def forward(self, x):
+        if self.sums is not None:
+            self.sums += [(f.sum(1), (f * f).sum(1), f.shape[1]) for f in self._parts(x)]
+        if self.stats is None:
+            return super().forward(x)
+        mean, var = self.stats
+        y = (x.float() - mean) * torch.rsqrt(var + self.eps)
+        return (y * self.weight[:, None, None] + self.bias[:, None, None]).to(x.dtype)
+
+    def settle(self) -> tuple:
+        s1, s2, n = (sum(t) for t in zip(*self.sums, strict=True))
+        mean = s1 / n
+        return tuple(t.float().view(1, -1, 1, 1) for t in (mean, (s2 / n - mean * mean).clamp_min(0)))
+
+
+class SelfAttention(Shared, nn.Module):
     """Linear-time self-attention: x + gamma * W(x) (x^T x) / N. gamma starts at 0 (identity at init)."""
 
     def __init__(self, ch: int, spectral: bool = False):
@@ -70,9 +113,16 @@ class SelfAttention(nn.Module):
     def forward(self, x):
         b, c, h, w = x.shape
         flat = x.reshape(b, c, h * w).to(torch.promote_types(x.dtype, torch.float32))  # bf16 in: sums in fp32
-        gram = torch.bmm(flat, flat.transpose(1, 2)) / (h * w)  # (B, C, C): normalised by positions
+        if self.sums is not None:
+            self.sums += [(f @ f.T, f.shape[1]) for f in self._parts(x)]
+        # (B, C, C), normalised by positions: an average over the image, so the page's is the same kind of thing
+        gram = torch.bmm(flat, flat.transpose(1, 2)) / (h * w) if self.stats is None else self.stats[0].expand(b, -1, -1)
         o = torch.bmm(gram, self.conv(flat))  # (B, C, N)
         return x + (self.gamma * o).reshape(b, c, h, w).to(x.dtype)
+
+    def settle(self) -> tuple:
+        total, n = (sum(t) for t in zip(*self.sums, strict=True))
+        return ((total / n).float()[None],)
 
 
 def icnr_(weight: torch.Tensor, scale: int = 2) -> None:
@@ -95,7 +145,7 @@ class UpBlock(nn.Module):
         icnr_(self.expand.weight)
         nn.init.zeros_(self.expand.bias)  # a per-channel bias would break ICNR's equal start
         self.shuffle = nn.PixelShuffle(2)
-        self.refine = nn.Sequential(nn.InstanceNorm2d(out_ch, affine=True), nn.ReLU(inplace=True),
+        self.refine = nn.Sequential(InstanceNorm(out_ch, affine=True), nn.ReLU(inplace=True),
                                     nn.Conv2d(out_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True))
         self.attn = SelfAttention(out_ch) if attention else nn.Identity()
 
@@ -199,6 +249,27 @@ class Colorizer(nn.Module):
         super().train(mode)
         self.encoder.train(mode and not self.frozen)  # frozen BatchNorm never updates its running stats
         return self
+
+    @contextmanager
+    def statistics(self, imposed: list | None = None, gather: bool = False):
+        """Within the block, every InstanceNorm and self-attention uses `imposed` statistics (from a previous
+        block's gathering) instead of its input's own, and/or gathers sums over the images it sees (each image's
+        `Shared.boxes` part, set with `own_parts`). Yields a function that returns what was gathered, one entry per
+        layer: the statistics of everything seen, as if it were one image."""
+        layers = [m for m in self.modules() if isinstance(m, Shared)]
+        for m, stats in zip(layers, imposed or [None] * len(layers), strict=True):
+            m.stats, m.sums = stats, [] if gather else None
+        try:
+            yield lambda: [m.settle() for m in layers]
+        finally:
+            for m in layers:
+                m.stats = m.sums = m.boxes = None
+
+    def own_parts(self, boxes: list | None) -> None:
+        """Per image of the next batch, the part of it whose statistics count (Shared.boxes)."""
+        for m in self.modules():
+            if isinstance(m, Shared):
+                m.boxes = boxes
 
     def forward(self, scan, hints=None, palette=None):
         """scan (B, 1, H, W) in [-1, 1]; hints (B, 4, H, W) and palette (B, 65), each optional (none given: zeros,
