@@ -140,6 +140,7 @@ def colorize(
                                                 "greys kept exactly).")] = CC.transfer,
     chroma: Annotated[str, typer.Option(help="inward (colors stop at ink lines) or bilinear.")] = CC.chroma,
     lettering: Annotated[str, typer.Option(help="keep (text and speech bubbles stay black on white) or off.")] = CC.lettering,
+    descreen: Annotated[str, typer.Option(help="on (the net sees screentone as grey; dots kept in lightness) or off.")] = CC.descreen,
     tile: Annotated[int, typer.Option(help="Tiled inference with this tile side (multiple of 32; 0: off).")] = CC.tile,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = CC.overlap,
     tile_passes: Annotated[int, typer.Option(help="Passes gathering the page's statistics for its tiles (0: "
@@ -157,7 +158,7 @@ def colorize(
 ):
     """Colorize line art and manga pages at full resolution; chapters stay chapters."""
     cc = config.from_dict(config.ColorizeConfig, {
-        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma, "lettering": lettering, "tile": tile, "overlap": overlap,
+        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma, "lettering": lettering, "descreen": descreen, "tile": tile, "overlap": overlap,
         "tile_passes": tile_passes, "batch_size": batch_size, "force": force, "threshold": threshold, "device": device, "hints": hints,
         "hint_image": hint_image, "reference": reference, "backend": backend}, "colorize")
     from onepunch.dist import rank_info

@@ -385,6 +385,8 @@ class ColorizeConfig:
     lettering: str = "keep"
     """keep: text and the speech bubbles that hold it stay as the page has them (black on white); off: colorized
     like the rest."""
+    descreen: str = "on"
+    """on: the net sees screentone as the grey it prints (the dots stay in the output's lightness); off: as dots."""
     tile: int = 0
     """Tile side (multiple of 32) for tiled inference at large working sizes; 0: whole page at once."""
     overlap: int = 64
@@ -414,6 +416,7 @@ class ColorizeConfig:
         _check(self.transfer in ("detail", "luminance"), f"colorize.transfer must be detail or luminance, got {self.transfer!r}")
         _check(self.chroma in CHROMA, f"colorize.chroma must be {' or '.join(CHROMA)}, got {self.chroma!r}")
         _check(self.lettering in LETTERING, f"colorize.lettering must be {' or '.join(LETTERING)}, got {self.lettering!r}")
+        _check(self.descreen in ("on", "off"), f"colorize.descreen must be on or off, got {self.descreen!r}")
         _check(self.format in ("png", "jpg", "webp"), f"colorize.format must be png, jpg or webp, got {self.format!r}")
         _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None), tile_passes=(0, 8),
                 batch_size=(1, 1024), threshold=(0.0, None))

@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 
 from onepunch import hints as hints_lib
-from onepunch import imageio, lettering, metrics
+from onepunch import imageio, lettering, metrics, screentone
 from onepunch.config import CHROMA, COLORFUL, LETTERING
 from onepunch.devices import pick_device
 from onepunch.errors import UserError
@@ -254,15 +254,20 @@ class PageColorizer:
 
     def __init__(self, ckpt: str | Path, device: str = "auto", working_size: int = 0, tile: int = 0,
                  overlap: int = 64, batch_size: int = 4, threshold: float = COLORFUL, transfer: str = "detail",
-                 chroma: str = "inward", passes: int = 2, backend: str = "auto", lettering: str = "keep"):
+                 chroma: str = "inward", passes: int = 2, backend: str = "auto", lettering: str = "keep",
+                 descreen: str = "on"):
         """`passes` (tiles only): passes over the tiles that gather the page's InstanceNorm and attention
         statistics before the one that colorizes (0: each tile its own statistics, as before 2026-12).
         `backend`: torch (a color.pt), onnx (a .onnx from `onepunch export`, run by onnxruntime) or auto (by the
         file's suffix). `lettering`: keep (text and the speech bubbles that hold it stay as the page has them,
-        onepunch/lettering.py) or off."""
+        onepunch/lettering.py) or off. `descreen`: on (the net sees screentone as the grey it prints; the dots stay
+        in the output's lightness, onepunch/screentone.py) or off."""
         if lettering not in LETTERING:
             raise UserError(f"lettering must be {' or '.join(LETTERING)}, not {lettering!r}")
         self.lettering = lettering
+        if descreen not in ("on", "off"):
+            raise UserError(f"descreen must be on or off, not {descreen!r}")
+        self.descreen = descreen
         self.device = pick_device(device)
         self.backend = backend_of(ckpt, backend)
         if self.backend == "onnx":
@@ -418,17 +423,19 @@ class PageColorizer:
         images = [normalise(img) for img in images]
         todo = [i for i, img in enumerate(images) if force or not self.is_colored(img)]
         greys = [luma(images[i]) for i in todo]
-        works = [self._work(g) for g in greys]
+        texts = [lettering.find(g) if self.lettering == "keep" or self.descreen == "on" else None for g in greys]
+        # The net sees tone as its grey; the transfer adds the page's dots back (detail = page - working copy).
+        works = [self._work(screentone.descreen(g, t) if self.descreen == "on" else g)
+                 for g, t in zip(greys, texts, strict=True)]
         hint_maps = [hints_lib.at_working_size(hints[i], g.shape, wk.shape) if hints else None
                      for i, g, wk in zip(todo, greys, works, strict=True)]
         hint_maps = [None if m is None else hints_lib.fill(wk, m) for m, wk in zip(hint_maps, works, strict=True)]
         colors = self.color_at_working_size(works, hint_maps, palette)
         out: list[Image.Image | None] = [None] * len(images)
-        for i, grey, work, color in zip(todo, greys, works, colors, strict=True):
+        for i, grey, work, color, text in zip(todo, greys, works, colors, texts, strict=True):
             rgb = (transfer_detail(grey, work, color, self.chroma) if self.transfer == "detail"
                    else transfer_color(grey, color, self.chroma))
             if self.lettering == "keep":
-                text = lettering.find(grey)
                 rgb[text] = grey[text][:, None]  # the page's own black on white, untouched
             out[i] = Image.fromarray(rgb, "RGB")
         return out

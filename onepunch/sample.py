@@ -395,6 +395,36 @@ def draw_lettered_page(rng: np.random.Generator, w: int = 1000, h: int = 1400, l
     return np.asarray(page), np.asarray(mask) > 0
 
 
+def dot_screen(h: int, w: int, period: float, radius: float, diagonal: bool) -> np.ndarray:
+    """bool (h, w): the dots of a printed screen (a square grid, or one turned 45 degrees as most printed tone)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = ((xx + yy) / np.sqrt(2), (xx - yy) / np.sqrt(2)) if diagonal else (xx, yy)
+    return np.hypot(u % period - period / 2, v % period - period / 2) <= radius
+
+
+def draw_toned_page(rng: np.random.Generator, w: int = 1000, h: int = 1400) -> tuple[np.ndarray, np.ndarray]:
+    """A line-art page (draw_page) with 2-3 outlined fields of printed dot tone (periods 4-9 px, 25-80% grey):
+    (grey page, bool mask of the fields' insides)."""
+    page = draw_page(rng, w, h, lineart=True)
+    mask = Image.new("L", (w, h), 0)
+    for _ in range(int(rng.integers(2, 4))):
+        bw, bh = int(rng.integers(w // 6, w // 3)), int(rng.integers(h // 8, h // 4))
+        x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+        box = (x0, y0, x0 + bw, y0 + bh)
+        shape = Image.new("L", (w, h), 0)
+        ImageDraw.Draw(shape).ellipse(box, fill=255)
+        inside = np.asarray(shape) > 0
+        period = float(rng.uniform(4, 9))
+        dots = dot_screen(h, w, period, period * float(rng.uniform(0.2, 0.4)), bool(rng.integers(0, 2)))
+        page = page.copy()
+        page[inside] = np.where(dots[inside], 0, 255)
+        img = Image.fromarray(page)
+        ImageDraw.Draw(img).ellipse(box, outline=0, width=3)
+        page = np.asarray(img)
+        ImageDraw.Draw(mask).ellipse((x0 + 3, y0 + 3, x0 + bw - 3, y0 + bh - 3), fill=255)
+    return page, np.asarray(mask) > 0
+
+
 def write_pages(out: Path, rng: np.random.Generator) -> None:
     grey = [draw_page(rng) for _ in range(4)] + [draw_page(rng, lineart=True)]
     atomic_write(out / "page-01.png", _encode(grey[0], "png"))

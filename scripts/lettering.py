@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from onepunch import PageColorizer, lettering, metrics  # noqa: E402
@@ -88,7 +88,7 @@ def grid(crops, path: Path) -> None:
     sheet = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(sheet)
     for j, label in enumerate(("page", "--lettering off", "--lettering keep (default)")):
-        d.text((10 + j * 370, 8), label, fill="black")
+        d.text((10 + j * 370, 6), label, fill="black", font=ImageFont.load_default(16))
     y = 30
     for r in rows:
         for j, t in enumerate(r):

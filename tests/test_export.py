@@ -45,20 +45,18 @@ def test_the_onnx_model_colorizes_pages_as_torch_does(color_pt, color_onnx):
 
 
 def test_colorize_from_the_command_line(color_pt, color_onnx, tmp_path):
-    pages = tmp_path / "pages"
-    pages.mkdir()
-    Image.fromarray(line_page(1)).save(pages / "p1.png")
-    onnx = color_onnx
-    for backend, ckpt, out in (("torch", color_pt, "a"), ("onnx", onnx, "b")):
-        r = run_cli("colorize", str(pages / "p1.png"), "--ckpt", str(ckpt), "--backend", backend, "--out", str(tmp_path / out),
-                    "--device", "cpu")
-        assert r.returncode == 0, r.stderr
-    a, b = (np.asarray(Image.open(tmp_path / d / "p1.png"), int) for d in "ab")
-    assert np.abs(a - b).max() <= 1
-    record = json.loads((tmp_path / "b" / ".onepunch-colorize.json").read_text())
-    r = run_cli("colorize", str(pages / "p1.png"), "--ckpt", str(onnx), "--out", str(tmp_path / "b"), "--device", "cpu")
+    page = tmp_path / "p1.png"
+    Image.fromarray(line_page(1)).save(page)
+    out = tmp_path / "out"
+    r = run_cli("colorize", str(page), "--ckpt", str(color_onnx), "--backend", "onnx", "--out", str(out),
+                "--device", "cpu")
+    assert r.returncode == 0 and "(onnx)" in r.stderr, r.stderr
+    want = PageColorizer(color_pt, device="cpu").colorize(Image.open(page))  # the CLI's defaults, on torch
+    assert np.abs(np.asarray(Image.open(out / "p1.png"), int) - np.asarray(want, int)).max() <= 1
+    record = json.loads((out / ".onepunch-colorize.json").read_text())
+    r = run_cli("colorize", str(page), "--ckpt", str(color_onnx), "--out", str(out), "--device", "cpu")
     assert r.returncode == 0 and "1 input(s) up to date" in r.stderr  # auto: the .onnx runs on onnxruntime
-    assert json.loads((tmp_path / "b" / ".onepunch-colorize.json").read_text()) == record
+    assert json.loads((out / ".onepunch-colorize.json").read_text()) == record
 
 
 def test_export_and_backend_mistakes_are_one_line_errors(color_pt, color_onnx, tmp_path):

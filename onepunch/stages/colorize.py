@@ -38,7 +38,7 @@ def _settings(cc: ColorizeConfig, ckpt: Path) -> dict:
     # Tiles share the page's statistics since 2026-12 (tile_passes): a record of tiles without it is redone.
     tiles = {"tile": cc.tile, "overlap": cc.overlap, "tile_passes": cc.tile_passes} if cc.tile else {"tile": 0, "overlap": 0}
     return {"ckpt_sha256": sha256_file(ckpt), "working_size": cc.working_size, "transfer": cc.transfer, "chroma": cc.chroma, **tiles,
-            "lettering": cc.lettering, "threshold": cc.threshold, "force": cc.force,
+            "lettering": cc.lettering, "descreen": cc.descreen, "threshold": cc.threshold, "force": cc.force,
             "format": cc.format, "quality": cc.quality, **steer}
 
 
@@ -90,7 +90,8 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
     jobs, own_record = split(pages.discover(inputs, out, cc.format), out, "colorize", rank)
     c = PageColorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
                       batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer, chroma=cc.chroma,
-                      passes=cc.tile_passes, backend=cc.backend, lettering=cc.lettering)
+                      passes=cc.tile_passes, backend=cc.backend, lettering=cc.lettering,
+                      descreen=cc.descreen)
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} ({c.backend}) on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
     page_hints, palette = steering(cc)
