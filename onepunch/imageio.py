@@ -2,7 +2,8 @@
 
 Pillow traps handled here (see REFERENCE.md): decompression bombs only warn below 2x the limit, so the warning is an
 error; truncated files pass `verify()`, so we `load()`; EXIF orientation is applied; transparent pixels are composited on
-white (their hidden colour is garbage); 16-bit images are scaled, not clipped; CMYK is converted; animations are
+white (their hidden colour is garbage); 16-bit images are scaled, not clipped; CMYK is converted; embedded ICC profiles
+are honoured (pixels converted to sRGB); animations are
 rejected rather than silently reduced to one frame.
 """
 
@@ -75,7 +76,7 @@ def decode(data: bytes, *, mode: str, max_side: int, max_pixels: int, min_side: 
         img = ImageOps.exif_transpose(img)  # it copies even when there is nothing to do: call only when needed
     if min(w, h) < min_side:
         raise Reject("too_small", f"{w}x{h} < {min_side}")
-    img = to_mode(img, mode)
+    img = to_mode(to_srgb(img), mode)
     if max(img.size) > max_side:
         img = resize_max(img, max_side)
     return img, (w, h)
@@ -97,6 +98,35 @@ def resize_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     if sigma > 0.05:
         a = cv2.GaussianBlur(a, (0, 0), sigma)
     return Image.fromarray(cv2.resize(a, size, interpolation=cv2.INTER_LINEAR), img.mode)
+
+
+ICC_MODES = {"RGB": "RGB", "RGBA": "RGB", "L": "L", "LA": "L", "CMYK": "RGB"}  # mode -> the mode converted
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """An image with an embedded ICC profile (Adobe RGB, a print CMYK, a grey gamma...), its pixels converted to
+    sRGB, what the net was trained on and what viewers assume of untagged files (outputs are untagged sRGB).
+    Untouched: no profile, an sRGB one, or one LittleCMS cannot read or that does not fit the mode (the pixels are
+    then taken as sRGB, as every program that ignores the profile takes them). Alpha is kept as it is."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ICC_MODES:
+        return img
+    from PIL import ImageCms
+
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(src).lower():
+            return img
+        base = img.convert(img.mode[:-1]) if img.mode in ("RGBA", "LA") else img
+        # Grey stays grey: a grey profile's pixels go to sRGB's greys (R = G = B), then back to one channel.
+        out = ImageCms.profileToProfile(base, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (OSError, ValueError, ImageCms.PyCMSError):
+        return img
+    if ICC_MODES[img.mode] == "L":
+        out = out.convert("L")
+    if img.mode in ("RGBA", "LA"):
+        out = Image.merge(out.mode + "A", [*out.split(), img.getchannel("A")])
+    return out
 
 
 def to_mode(img: Image.Image, mode: str) -> Image.Image:

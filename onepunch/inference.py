@@ -394,12 +394,17 @@ class PageColorizer:
         groups = defaultdict(list)
         for i, wk in enumerate(works):
             groups[(self._round(wk.shape[0]), self._round(wk.shape[1]))].append(i)
+        # A page's colors must not depend on the pages batched with it (ranks, reruns and chapters batch pages
+        # differently; kernels picked for another batch size sum in another order, a level apart in 8 bits). So
+        # the CPU runs one page at a time (batching gains little there) and CUDA always runs full batches.
+        step = self.batch_size if self.device.type == "cuda" else 1
         for (h, w), idx in groups.items():
-            for s in range(0, len(idx), self.batch_size):
-                part = idx[s: s + self.batch_size]
+            for s in range(0, len(idx), step):
+                part = idx[s: s + step]
+                fill = part + [part[0]] * (step - len(part))  # repeats, whose outputs are dropped
                 hinted = (None if all(hint_maps[i] is None for i in part) else
-                          np.stack([_pad_hints(hint_maps[i], h, w) for i in part]))
-                res = self._run(np.stack([self._pad(works[i], h, w) for i in part]), hinted, palette)
+                          np.stack([_pad_hints(hint_maps[i], h, w) for i in fill]))
+                res = self._run(np.stack([self._pad(works[i], h, w) for i in fill]), hinted, palette)
                 for j, i in enumerate(part):
                     out[i] = res[j, : works[i].shape[0], : works[i].shape[1]]
         return out  # type: ignore[return-value]

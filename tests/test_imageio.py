@@ -104,3 +104,59 @@ def test_exif_orientation_is_applied(art):
 def test_encode_is_deterministic(art):
     assert imageio.encode(art, "jpg", 95) == imageio.encode(art.copy(), "jpg", 95)
     assert imageio.encode(art, "png", 95) == imageio.encode(art.copy(), "png", 95)
+
+
+def icc_profile(space: str, gamma: float, description: str = "linear test profile") -> bytes:
+    """A minimal ICC v2 display profile: sRGB's primaries (D50-adapted) or a grey, with a pure gamma curve; enough
+    for LittleCMS, and built here so no profile file is needed."""
+    import struct
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x, y, z) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+    text = description.encode() + b"\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
+    desc += bytes(-len(desc) % 4)
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"cprt", b"text" + bytes(4) + b"none\0\0\0\0")]
+    if space == "RGB ":
+        tags += [(b"rXYZ", xyz(0.4361, 0.2225, 0.0139)), (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)),
+                 (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    else:
+        tags += [(b"kTRC", curve)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + bytes(-len(body) % 4)
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntr" + space.encode()
+              + b"XYZ " + bytes(12) + b"acsp" + bytes(4) + bytes(4) + bytes(4) + bytes(4) + bytes(8) + bytes(4)
+              + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(4) + bytes(16) + bytes(28))
+    assert len(header) == 128
+    return header + table + data
+
+
+def test_embedded_icc_profiles_are_converted_to_srgb():
+    """A page tagged with a linear-light profile: its mid grey 128 is sRGB 188 (linear 0.5). RGB, RGBA (alpha kept)
+    and grey with a grey profile; a profile that does not fit or cannot be read leaves the pixels as they are."""
+    def png(img, icc):
+        buf = io.BytesIO()
+        img.save(buf, "PNG", icc_profile=icc)
+        return buf.getvalue()
+
+    rgb_icc, grey_icc = icc_profile("RGB ", 1.0), icc_profile("GRAY", 1.0)
+    cases = [(Image.new("RGB", (8, 8), (128, 128, 128)), rgb_icc, "RGB"),
+             (Image.new("RGBA", (8, 8), (128, 128, 128, 255)), rgb_icc, "RGB"),
+             (Image.new("L", (8, 8), 128), grey_icc, "L")]
+    for img, icc, mode in cases:
+        out, _ = decode(png(img, icc), mode=mode)
+        assert np.abs(np.asarray(out, int) - 188).max() <= 2, (img.mode, np.asarray(out)[0, 0])
+    for icc in (grey_icc, b"not a profile", icc_profile("RGB ", 1.0, "sRGB IEC61966-2.1")):
+        out, _ = decode(png(Image.new("RGB", (8, 8), (128, 128, 128)), icc))
+        assert (np.asarray(out) == 128).all()
+    rgba = Image.new("RGBA", (8, 8), (128, 128, 128, 100))
+    assert imageio.to_srgb(Image.open(io.BytesIO(png(rgba, rgb_icc)))).getchannel("A").getextrema() == (100, 100)

@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from onepunch import PageColorizer, screentone
@@ -30,8 +31,9 @@ def test_tone_fields_are_found_and_line_art_and_lettering_are_not():
         assert screentone.find(page).mean() < 0.01
 
 
-def test_descreen_gives_the_grey_the_tone_prints_and_leaves_the_rest():
-    page, fields = draw_toned_page(np.random.default_rng(5), 700, 980)
+@pytest.mark.parametrize("size", [(700, 980), (1600, 2240)])  # the second is analysed on a copy of 2048 px
+def test_descreen_gives_the_grey_the_tone_prints_and_leaves_the_rest(size):
+    page, fields = draw_toned_page(np.random.default_rng(5), *size)
     flat = screentone.descreen(page)
     deep = inner(fields, 12)
     assert local_std(page)[deep].mean() > 60 and local_std(flat)[deep].mean() < 15  # dots -> an even grey
