@@ -4,7 +4,7 @@ VENV := .venv
 RUN := $(VENV)/bin
 PIPELINE ?= pipelines/demo.toml
 
-.PHONY: help setup demo shards status test test-fast bench lint clean realdata realdata-table hints-table serve
+.PHONY: help setup demo shards status test test-fast bench lint clean realdata realdata-table hints-table hints-table-sample serve
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ status: setup  ## Show which stages are done, stale or missing
 	$(RUN)/onepunch status --pipeline $(PIPELINE)
 
 test: setup  ## Run the whole test suite (what CI runs)
-	$(RUN)/pytest
+	$(RUN)/pytest --durations=15
 
 test-fast: setup  ## The inner-loop tier: everything not marked slow
 	$(RUN)/pytest -m "not slow"
@@ -47,6 +47,12 @@ realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, ~30 min a 
 	    $(RUN)/onepunch build-pairs -p pipelines/$$p.toml; $(RUN)/onepunch train-color -p pipelines/$$p.toml; done; \
 	  $(RUN)/onepunch eval -p pipelines/realdata-$$s.toml; done; \
 	$(RUN)/python scripts/realdata_table.py $(REALDATA_SETS)
+
+hints-table-sample: setup  ## The hints table on the sample: the demo's colorizer against one trained without hints
+	$(RUN)/onepunch run --pipeline pipelines/demo.toml
+	$(RUN)/onepunch run --pipeline pipelines/demo-nohints.toml
+	$(RUN)/python scripts/hints_table.py --ckpt runs/demo/train-color/color.pt --pipeline pipelines/demo.toml \
+	  --compare "trained without hints=runs/demo-nohints/train-color/color.pt"
 
 hints-table: realdata  ## Train fluent's oracle colorizer with and without hints (CPU, ~10 min) and measure hints and palettes
 	set -e; for p in realdata-fluent-oracle realdata-fluent-oracle-nohints; do \
