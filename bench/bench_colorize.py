@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_colorize.py --device cpu
     .venv/bin/python bench/bench_colorize.py --device cuda --pages 64 --batch 8
     .venv/bin/python bench/bench_colorize.py --device cpu --backends torch,onnx   # onnxruntime too
+    .venv/bin/python bench/bench_colorize.py --device cpu --presets tiny --working-size 1024 --tile 512 --tile-passes 2 --no-folder
 
 The page is a synthetic manga page (line art in framed panels, grey PNG). The colorizer has random weights (speed does
 not depend on them): the `base` preset (the method's ResNet50 U-Net) and `tiny` (the demo's). Latency, median of
@@ -62,6 +63,9 @@ def main():
     ap.add_argument("--pages", type=int, default=8)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--backends", default="torch")
+    ap.add_argument("--tile", type=int, default=0, help="tiled inference with this tile side")
+    ap.add_argument("--tile-passes", type=int, default=2)
+    ap.add_argument("--no-folder", action="store_true", help="latencies only")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     page_path = OUT / "page.png"
@@ -97,7 +101,7 @@ def main():
 
 def measure(ckpt: Path, img, data: bytes, folder: Path, args, cuda: bool) -> dict:
     """Latencies and folder throughput of one model file (a color.pt, or a .onnx: onnxruntime)."""
-    c = PageColorizer(ckpt, device=args.device, batch_size=args.batch)
+    c = PageColorizer(ckpt, device=args.device, batch_size=args.batch, tile=args.tile, passes=args.tile_passes)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     c.colorize(img)  # warm-up (cuDNN autotune, allocator)
@@ -112,6 +116,9 @@ def measure(ckpt: Path, img, data: bytes, folder: Path, args, cuda: bool) -> dic
                                  args.repeats, cuda)}
     if cuda:
         r["page_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    if args.no_folder:
+        print(ckpt.name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
+        return r
     out = OUT / f"colored-{ckpt.name}"
     shutil.rmtree(out, ignore_errors=True)
     cc = ColorizeConfig(device=args.device, batch_size=args.batch, working_size=args.working_size)

@@ -75,11 +75,11 @@ class Shared:
     """While gathering: per image of the batch, (y0, y1, x0, x1) as fractions of its height and width: the part
     that is its own (a tile's core, without the overlap its neighbours also cover); None: all of it."""
 
-    def _parts(self, x):
-        """Each image's own part, (C, N) in float64 (sums over a megapixel page stay exact enough)."""
+    def _parts(self, x, dtype=torch.float64):
+        """Each image's own part, (C, N) in `dtype` (float64: sums over a megapixel page stay exact enough)."""
         h, w = x.shape[-2:]
         boxes = self.boxes or [(0, 1, 0, 1)] * len(x)
-        return [x[i, :, round(y0 * h): round(y1 * h), round(x0 * w): round(x1 * w)].double().flatten(1)
+        return [x[i, :, round(y0 * h): round(y1 * h), round(x0 * w): round(x1 * w)].to(dtype).flatten(1)
                 for i, (y0, y1, x0, x1) in enumerate(boxes)]
 
 
@@ -113,8 +113,8 @@ class SelfAttention(Shared, nn.Module):
     def forward(self, x):
         b, c, h, w = x.shape
         flat = x.reshape(b, c, h * w).to(torch.promote_types(x.dtype, torch.float32))  # bf16 in: sums in fp32
-        if self.sums is not None:
-            self.sums += [(f @ f.T, f.shape[1]) for f in self._parts(x)]
+        if self.sums is not None:  # a tile's C x C sum in float32 (float64 cost 3x), summed over tiles in float64
+            self.sums += [((f @ f.T).double(), f.shape[1]) for f in self._parts(x, torch.float32)]
         # (B, C, C), normalised by positions: an average over the image, so the page's is the same kind of thing
         gram = torch.bmm(flat, flat.transpose(1, 2)) / (h * w) if self.stats is None else self.stats[0].expand(b, -1, -1)
         o = torch.bmm(gram, self.conv(flat))  # (B, C, N)
