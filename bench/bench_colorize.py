@@ -116,16 +116,14 @@ def measure(ckpt: Path, img, data: bytes, folder: Path, args, cuda: bool) -> dic
                                  args.repeats, cuda)}
     if cuda:
         r["page_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
-    if args.no_folder:
-        print(ckpt.name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
-        return r
-    out = OUT / f"colored-{ckpt.name}"
-    shutil.rmtree(out, ignore_errors=True)
-    cc = ColorizeConfig(device=args.device, batch_size=args.batch, working_size=args.working_size)
-    t = time.perf_counter()
-    s = stage.colorize([folder], out, ckpt, cc, log=console(False))
-    r["folder_pages_per_s"] = s.done / (time.perf_counter() - t)
-    r["folder_pages"] = s.done
+    if not args.no_folder:
+        out = OUT / f"colored-{ckpt.name}"
+        shutil.rmtree(out, ignore_errors=True)
+        cc = ColorizeConfig(device=args.device, batch_size=args.batch, working_size=args.working_size)
+        t = time.perf_counter()
+        s = stage.colorize([folder], out, ckpt, cc, log=console(False))
+        r["folder_pages_per_s"] = s.done / (time.perf_counter() - t)
+        r["folder_pages"] = s.done
     print(ckpt.name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}))
     return r
 

@@ -361,6 +361,8 @@ COLORFUL = 12.0
 """Hasler-Suesstrunk colorfulness above which a page counts as already colored ("slightly colorful" is 15)."""
 CHROMA = ("inward", "bilinear")
 LETTERING = ("keep", "off")  # colorize: text and its speech bubbles kept as on the page, or colorized too
+DESCREEN = ("on", "off")  # colorize: the net sees screentone as the grey it prints, or as dots
+BACKENDS = ("auto", "torch", "onnx")  # colorize: auto picks onnx for a .onnx file
 """Ways the net's colors are brought to full size (inference._lab_rows)."""
 
 
@@ -412,11 +414,11 @@ class ColorizeConfig:
     """torch (a color.pt), onnx (a .onnx from `onepunch export`, run by onnxruntime) or auto (by the file's suffix)."""
 
     def __post_init__(self):
-        _check(self.backend in ("auto", "torch", "onnx"), f"colorize.backend must be auto, torch or onnx, got {self.backend!r}")
+        _check(self.backend in BACKENDS, f"colorize.backend must be {', '.join(BACKENDS)}, got {self.backend!r}")
         _check(self.transfer in ("detail", "luminance"), f"colorize.transfer must be detail or luminance, got {self.transfer!r}")
         _check(self.chroma in CHROMA, f"colorize.chroma must be {' or '.join(CHROMA)}, got {self.chroma!r}")
         _check(self.lettering in LETTERING, f"colorize.lettering must be {' or '.join(LETTERING)}, got {self.lettering!r}")
-        _check(self.descreen in ("on", "off"), f"colorize.descreen must be on or off, got {self.descreen!r}")
+        _check(self.descreen in DESCREEN, f"colorize.descreen must be {' or '.join(DESCREEN)}, got {self.descreen!r}")
         _check(self.format in ("png", "jpg", "webp"), f"colorize.format must be png, jpg or webp, got {self.format!r}")
         _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None), tile_passes=(0, 8),
                 batch_size=(1, 1024), threshold=(0.0, None))

@@ -10,6 +10,7 @@ rejected rather than silently reduced to one frame.
 from __future__ import annotations
 
 import ctypes
+import functools
 import io
 import warnings
 
@@ -100,6 +101,13 @@ def resize_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(cv2.resize(a, size, interpolation=cv2.INTER_LINEAR), img.mode)
 
 
+@functools.cache
+def _srgb():
+    from PIL import ImageCms
+
+    return ImageCms.createProfile("sRGB")
+
+
 ICC_MODES = {"RGB": "RGB", "RGBA": "RGB", "L": "L", "LA": "L", "CMYK": "RGB"}  # mode -> the mode converted
 
 
@@ -119,7 +127,7 @@ def to_srgb(img: Image.Image) -> Image.Image:
             return img
         base = img.convert(img.mode[:-1]) if img.mode in ("RGBA", "LA") else img
         # Grey stays grey: a grey profile's pixels go to sRGB's greys (R = G = B), then back to one channel.
-        out = ImageCms.profileToProfile(base, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        out = ImageCms.profileToProfile(base, src, _srgb(), outputMode="RGB")
     except (OSError, ValueError, ImageCms.PyCMSError):
         return img
     if ICC_MODES[img.mode] == "L":

@@ -37,7 +37,7 @@ from PIL import Image
 
 from onepunch import hints as hints_lib
 from onepunch import imageio, lettering, metrics, screentone
-from onepunch.config import CHROMA, COLORFUL, LETTERING
+from onepunch.config import BACKENDS, CHROMA, COLORFUL, DESCREEN, LETTERING
 from onepunch.devices import pick_device
 from onepunch.errors import UserError
 
@@ -232,9 +232,6 @@ def _pad_hints(hint_map: np.ndarray | None, h: int, w: int) -> np.ndarray:
     return out
 
 
-BACKENDS = ("auto", "torch", "onnx")
-
-
 def backend_of(ckpt: str | Path, backend: str) -> str:
     """torch or onnx for this model file; UserError where the two disagree."""
     if backend not in BACKENDS:
@@ -265,8 +262,8 @@ class PageColorizer:
         if lettering not in LETTERING:
             raise UserError(f"lettering must be {' or '.join(LETTERING)}, not {lettering!r}")
         self.lettering = lettering
-        if descreen not in ("on", "off"):
-            raise UserError(f"descreen must be on or off, not {descreen!r}")
+        if descreen not in DESCREEN:
+            raise UserError(f"descreen must be {' or '.join(DESCREEN)}, not {descreen!r}")
         self.descreen = descreen
         self.device = pick_device(device)
         self.backend = backend_of(ckpt, backend)
@@ -313,19 +310,15 @@ class PageColorizer:
         return colorfulness(img) > self.threshold
 
     # ------------------------------------------------------------------------------------------------ net calls
-    def _inputs(self, batch: np.ndarray, hint_maps: np.ndarray | None = None, palette=None) -> tuple:
+    @torch.inference_mode()
+    def _run(self, batch: np.ndarray, hint_maps: np.ndarray | None = None, palette=None) -> np.ndarray:
         """uint8 (B, h, w) scans, h and w multiples of 32 (and optionally float32 (B, h, w, 4) hints, a (65,)
-        palette) -> the net's inputs on its device."""
+        palette) -> uint8 (B, h, w, 3) colors."""
         x = torch.from_numpy(batch).to(self.device)[:, None].float().div_(127.5).sub_(1)
         h = None if hint_maps is None else torch.from_numpy(hint_maps).to(self.device).permute(0, 3, 1, 2)
         p = None if palette is None else palette.to(self.device).float().view(1, -1).expand(len(batch), -1)
-        return x, h, p
-
-    @torch.inference_mode()
-    def _run(self, batch: np.ndarray, hint_maps: np.ndarray | None = None, palette=None) -> np.ndarray:
-        """The net on _inputs(...) -> uint8 (B, h, w, 3) colors."""
         with self._autocast():
-            y = self.net(*self._inputs(batch, hint_maps, palette)).float()
+            y = self.net(x, h, p).float()
         return ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def _work(self, grey: np.ndarray) -> np.ndarray:

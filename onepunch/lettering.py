@@ -42,30 +42,48 @@ def _glyphs(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 def _strokes(labels: np.ndarray, members: np.ndarray) -> bool:
     """Whether components are mostly parallel strokes (hatching), not letters: most of them elongated (axes over
-    3:1) along one direction. A few letters are strokes too (l, I, !), never most of a block, and not all alike."""
-    angles = []
-    for c in members:
-        ys, xs = np.nonzero(labels == c)
-        if len(xs) < 3:
-            continue
-        ev, vec = np.linalg.eigh(np.cov(np.stack([xs, ys]).astype(np.float64)))
-        if ev[1] > 9 * max(ev[0], 1e-6):
-            angles.append(2 * np.arctan2(vec[1, 1], vec[0, 1]))  # doubled: a stroke's direction is modulo 180
-    if len(angles) < 0.6 * len(members):
+    3:1) along one direction. A few letters are strokes too (l, I, !), never most of a block, and not all alike.
+    Each component's second moments come from one pass over the block (bincount), not one per component."""
+    index = np.full(int(labels.max()) + 1, -1)
+    index[members] = np.arange(len(members))
+    ys, xs = np.nonzero(index[labels] >= 0)
+    k = index[labels[ys, xs]]
+    n = np.bincount(k, minlength=len(members)).astype(np.float64)
+    sums = [np.bincount(k, weights=v, minlength=len(members)) for v in (xs, ys, xs * xs, ys * ys, xs * ys)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx, my, mxx, myy, mxy = (t / n for t in sums)
+    cxx, cyy, cxy = mxx - mx * mx, myy - my * my, mxy - mx * my
+    # Eigenvalues of each 2 x 2 covariance, and the direction of the larger one.
+    half, root = (cxx + cyy) / 2, np.sqrt(((cxx - cyy) / 2) ** 2 + cxy**2)
+    major, minor = half + root, half - root
+    elongated = (n >= 3) & (major > 9 * np.maximum(minor, 1e-6))
+    if elongated.sum() < 0.6 * len(members):
         return False
-    return bool(np.hypot(np.mean(np.cos(angles)), np.mean(np.sin(angles))) > 0.9)
+    angle = np.arctan2(2 * cxy, cxx - cyy)[elongated]  # twice the direction: a stroke's is modulo 180
+    return bool(np.hypot(np.mean(np.cos(angle)), np.mean(np.sin(angle))) > 0.9)
+
+
+def at_most(grey: np.ndarray, side: int = MAX_SIDE) -> tuple[np.ndarray, float]:
+    """(a copy of the page whose longer side is at most `side` (by area: small marks average, not vanish), the
+    scale); the page itself and 1.0 when it is small enough."""
+    h, w = grey.shape
+    scale = min(1.0, side / max(h, w))
+    if scale == 1:
+        return grey, 1.0
+    return cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), scale
+
+
+def to_size(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A bool mask of a copy brought to the page's (h, w) (nearest)."""
+    if mask.shape == tuple(shape):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
 
 
 def find(grey: np.ndarray) -> np.ndarray:
     """uint8 (H, W) page -> bool (H, W): its lettering (text blocks and the bubbles that hold them)."""
-    h0, w0 = grey.shape
-    scale = min(1.0, MAX_SIDE / max(h0, w0))
-    g = cv2.resize(grey, (max(1, round(w0 * scale)), max(1, round(h0 * scale))), interpolation=cv2.INTER_AREA) \
-        if scale < 1 else grey
-    mask = _find(g)
-    if scale < 1:
-        mask = cv2.resize(mask.astype(np.uint8), (w0, h0), interpolation=cv2.INTER_NEAREST) > 0
-    return mask
+    g, _ = at_most(grey)
+    return to_size(_find(g), grey.shape)
 
 
 def _find(g: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ output's lightness, because the full-size transfer adds back the page's detail f
 
 Found without frequency analysis, from what tone is: many specks (ink components, or paper holes in ink, smaller than
 SPECK of the page) close together, at least DENSE of them within a window of WINDOW of the page. On a copy of the page
-at most MAX_SIDE px, like lettering.
+at most lettering.MAX_SIDE px, as lettering is.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 
 from onepunch import lettering
 
-MAX_SIDE = 2048
 SPECK = 0.008
 """A tone dot's larger side is at most this fraction of the page's longer side (16 px at 2,048)."""
 WINDOW = 0.025
@@ -63,20 +62,12 @@ def _analyse(g: np.ndarray, text: np.ndarray | None) -> tuple[np.ndarray, float]
     return field & near_dots & ~text, spacing
 
 
-def _copy(a: np.ndarray, scale: float, interpolation: int) -> np.ndarray:
-    h, w = a.shape
-    return cv2.resize(a, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interpolation)
-
-
 def _tone(grey: np.ndarray, text: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """(bool tone mask, dot spacing) at the page's size, analysed on a copy of at most MAX_SIDE px."""
-    h0, w0 = grey.shape
-    scale = min(1.0, MAX_SIDE / max(h0, w0))
-    if scale == 1:
-        return _analyse(grey, text)
-    small_text = None if text is None else _copy(text.astype(np.uint8), scale, cv2.INTER_NEAREST) > 0
-    tone, spacing = _analyse(_copy(grey, scale, cv2.INTER_AREA), small_text)
-    return cv2.resize(tone.astype(np.uint8), (w0, h0), interpolation=cv2.INTER_NEAREST) > 0, spacing / scale
+    """(bool tone mask, dot spacing) at the page's size, analysed on a copy of at most lettering.MAX_SIDE px."""
+    g, scale = lettering.at_most(grey)
+    small_text = None if text is None else lettering.to_size(text, g.shape)
+    tone, spacing = _analyse(g, small_text)
+    return lettering.to_size(tone, grey.shape), spacing / scale
 
 
 def find(grey: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:

@@ -403,6 +403,18 @@ def test_inward_chroma_keeps_the_color_of_screentone():
     assert np.abs(out[100:140, 100:140] - ref[100:140, 100:140]).mean() < 2  # as the net gave it there
 
 
+def test_changed_lettering_descreen_or_tile_passes_redo_the_pages(tmp_path, color_pt):
+    """Each of these settings changes the output bytes, so the record holds it: a change redoes the pages, the same
+    settings again do nothing."""
+    Image.fromarray(line_page(1, 200, 280)).save(tmp_path / "p.png")
+    out, first = tmp_path / "out", {"tile": 128, "overlap": 32}
+    assert stage.colorize([tmp_path / "p.png"], out, color_pt, cc(**first)).done == 1
+    for change in ({"lettering": "off"}, {"descreen": "off"}, {"tile_passes": 0}):
+        settings = {**first, **change}
+        assert stage.colorize([tmp_path / "p.png"], out, color_pt, cc(**settings)).done == 1, change
+        assert stage.colorize([tmp_path / "p.png"], out, color_pt, cc(**settings)).up_to_date == 1, change
+
+
 def test_a_changed_chroma_redoes_the_pages(tmp_path, color_pt):
     """The output bytes depend on the chroma method, so the record holds it: a rerun with the other one redoes every
     page, and a rerun with the same one does nothing."""

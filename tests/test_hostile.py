@@ -173,6 +173,13 @@ def test_to_scan_and_colorize_options_are_validated(tmp_path, color_pt):  # faul
     r = run_cli("colorize", str(tmp_path / "c.png"), "--ckpt", str(color_pt), "--quality", "0", "--out",
                 str(tmp_path / "o"))
     one_line_error(r, 2, "colorize.quality must be 1..100")
+    for option, value, message in (("--lettering", "erase", "colorize.lettering must be keep or off"),
+                                   ("--descreen", "maybe", "colorize.descreen must be on or off"),
+                                   ("--backend", "tensorrt", "colorize.backend must be auto, torch, onnx"),
+                                   ("--tile-passes", "9", "colorize.tile_passes must be 0..8")):
+        r = run_cli("colorize", str(tmp_path / "c.png"), "--ckpt", str(color_pt), option, value, "--out",
+                    str(tmp_path / "o"))
+        one_line_error(r, 2, message)
     assert not (tmp_path / "o").exists()
 
 
