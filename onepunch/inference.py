@@ -36,12 +36,13 @@ import torch
 from PIL import Image
 
 from onepunch import hints as hints_lib
-from onepunch import imageio, lettering, metrics, screentone
-from onepunch.config import BACKENDS, CHROMA, COLORFUL, DESCREEN, LETTERING
+from onepunch import imageio, lettering, metrics, regions, screentone
+from onepunch.config import BACKENDS, CHROMA, COLORFUL, DESCREEN, HINT_FILL, LETTERING, REGIONS
 from onepunch.devices import pick_device
 from onepunch.errors import UserError
 
 DEFAULT_WORKING_SIZE = 512
+MAX_WORKING_SIZE = 16384
 
 # L* (0-100) of an 8-bit grey level: the page's luminance in Lab, by lookup instead of a full conversion.
 _L_OF_GREY = cv2.cvtColor(np.repeat(np.arange(256, dtype=np.float32)[None, :, None] / 255, 3, 2),
@@ -252,13 +253,21 @@ class PageColorizer:
     def __init__(self, ckpt: str | Path, device: str = "auto", working_size: int = 0, tile: int = 0,
                  overlap: int = 64, batch_size: int = 4, threshold: float = COLORFUL, transfer: str = "detail",
                  chroma: str = "inward", passes: int = 2, backend: str = "auto", lettering: str = "keep",
-                 descreen: str = "on"):
+                 descreen: str = "on", regions: str = "pool", hint_fill: str = "flat"):
         """`passes` (tiles only): passes over the tiles that gather the page's InstanceNorm and attention
         statistics before the one that colorizes (0: each tile its own statistics, as before 2026-12).
         `backend`: torch (a color.pt), onnx (a .onnx from `onepunch export`, run by onnxruntime) or auto (by the
         file's suffix). `lettering`: keep (text and the speech bubbles that hold it stay as the page has them,
         onepunch/lettering.py) or off. `descreen`: on (the net sees screentone as the grey it prints; the dots stay
-        in the output's lightness, onepunch/screentone.py) or off."""
+        in the output's lightness, onepunch/screentone.py) or off. `regions`: pool (one color per region the lines
+        enclose, and paper the net left colorless kept paper, onepunch/regions.py) or off (the net's colors as they
+        are). `hint_fill`: flat (a hinted region takes the hint's color, shaded by the net, whatever the net learned)
+        or net (the net alone decides how far it follows hints)."""
+        if regions not in REGIONS:
+            raise UserError(f"regions must be {' or '.join(REGIONS)}, not {regions!r}")
+        if hint_fill not in HINT_FILL:
+            raise UserError(f"hint_fill must be {' or '.join(HINT_FILL)}, not {hint_fill!r}")
+        self.regions, self.hint_fill = regions, hint_fill
         if lettering not in LETTERING:
             raise UserError(f"lettering must be {' or '.join(LETTERING)}, not {lettering!r}")
         self.lettering = lettering
@@ -280,6 +289,8 @@ class PageColorizer:
 
             self.net, self.meta = load_colorizer(ckpt)
             self.net = self.net.to(self.device)
+        if not 0 <= working_size <= MAX_WORKING_SIZE:
+            raise UserError(f"working size must be 0 (the checkpoint's own) .. {MAX_WORKING_SIZE}, not {working_size}")
         self.multiple = int(self.meta.get("io", {}).get("multiple", 32))
         size = working_size or int(self.meta.get("io", {}).get("working_size", DEFAULT_WORKING_SIZE))
         self.working_size = self._round(size)
@@ -292,13 +303,18 @@ class PageColorizer:
         _check_chroma(chroma)
         trained = self.meta.get("train_config", {})
         # What the net can take besides the scan: nothing for a color.pt made before hints, or trained without them.
-        self.takes_hints = "control." not in self.meta["absent"] and trained.get("hint_p", 1) > 0
-        self.takes_palette = "control." not in self.meta["absent"] and trained.get("palette_p", 1) > 0
+        self.takes_hints = "control." not in self.meta.get("absent", []) and trained.get("hint_p", 1) > 0
+        self.takes_palette = "control." not in self.meta.get("absent", []) and trained.get("palette_p", 1) > 0
         self.tile, self.overlap, self.batch_size, self.threshold = tile, overlap, max(1, batch_size), threshold
         self.transfer, self.chroma = transfer, chroma
         if not 0 <= passes <= 8:
             raise UserError(f"tile passes must be 0..8, not {passes}")
         self.passes = passes
+
+    @property
+    def accepts_hints(self) -> bool:
+        """Hints do something: the net takes them, or hinted regions are filled with their colors (hint_fill flat)."""
+        return self.takes_hints or self.hint_fill == "flat"
 
     def _round(self, n: int) -> int:
         return max(self.multiple, -(-n // self.multiple) * self.multiple)
@@ -412,9 +428,9 @@ class PageColorizer:
         colors, `hints.of_image(reference)`, for every page."""
         if hints is not None and len(hints) != len(images):
             raise UserError(f"hints: one entry per image ({len(images)}), not {len(hints)}")
-        if hints is not None and any(h is not None for h in hints) and not self.takes_hints:
+        if hints is not None and any(h is not None for h in hints) and not self.accepts_hints:
             raise UserError("this color.pt takes no hints (made before them, or trained with hint_p = 0): "
-                            "retrain it with this version")
+                            "use hint_fill flat, or retrain it with this version")
         if palette is not None and not self.takes_palette:
             raise UserError("this color.pt takes no palette (made before them, or trained with palette_p = 0): "
                             "retrain it with this version")
@@ -428,11 +444,20 @@ class PageColorizer:
         hint_maps = [hints_lib.at_working_size(hints[i], g.shape, wk.shape) if hints else None
                      for i, g, wk in zip(todo, greys, works, strict=True)]
         hint_maps = [None if m is None else hints_lib.fill(wk, m) for m, wk in zip(hint_maps, works, strict=True)]
-        colors = self.color_at_working_size(works, hint_maps, palette)
+        # A net that takes no hints gets none; with hint_fill flat the hinted regions are colored below all the same.
+        colors = self.color_at_working_size(works, hint_maps if self.takes_hints else None, palette)
         out: list[Image.Image | None] = [None] * len(images)
-        for i, grey, work, color, text in zip(todo, greys, works, colors, texts, strict=True):
+        for i, grey, work, color, text, hint_map in zip(todo, greys, works, colors, texts, hint_maps, strict=True):
+            if self.regions == "pool":
+                color = regions.pool(color, work)
             rgb = (transfer_detail(grey, work, color, self.chroma) if self.transfer == "detail"
                    else transfer_color(grey, color, self.chroma))
+            if hint_map is not None and self.hint_fill == "flat":
+                # At the page's own size: its lines enclose exactly the shapes the user clicked in (at the working
+                # size thin lines turn grey and shapes run together).
+                shapes = regions.shapes(grey)
+                full = hints_lib.fill(grey, hints_lib.at_working_size(hints[i], grey.shape, grey.shape), shapes)
+                rgb = regions.flats(rgb, full, shapes[0])
             if self.lettering == "keep":
                 rgb[text] = grey[text][:, None]  # the page's own black on white, untouched
             out[i] = Image.fromarray(rgb, "RGB")

@@ -8,6 +8,7 @@ inputs give the same bytes.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -18,6 +19,25 @@ from pathlib import Path
 from onepunch.errors import UserError
 
 FORMAT = 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale(path: Path) -> None:
+    """Remove the temp files of `path` left by writers that no longer run (killed with -9, a power cut): a process
+    that dies that way cannot clean up after itself, so the next writer of the same file does."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        pid = tmp.name.rpartition(".tmp-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
 
 
 class AtomicFile:
@@ -33,6 +53,7 @@ class AtomicFile:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        remove_stale(self.path)
         self.file = open(self.tmp, mode)
 
     def commit(self, finish=None) -> None:

@@ -30,7 +30,7 @@ from PIL import Image
 from onepunch import imageio
 from onepunch.config import digest
 from onepunch.errors import UserError
-from onepunch.manifest import AtomicFile, atomic_write, read_json, sha256_file, write_json
+from onepunch.manifest import AtomicFile, atomic_write, exclusive, read_json, sha256_file, write_json
 from onepunch.ui import progress
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -118,6 +118,21 @@ def discover(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
             raise UserError(f"{seen[j.out]} and {j.source} would both write {j.out}: colorize them separately")
         seen[j.out] = j.source
     return jobs
+
+
+def page_names(jobs: list[Job]) -> set[str]:
+    """The names pages go by (a file's name, a chapter member's name), read from the chapters' directories only."""
+    names = set()
+    for j in jobs:
+        if not j.archive:
+            names.add(j.source.name)
+            continue
+        try:
+            with zipfile.ZipFile(j.source) as zf:
+                names |= {i.filename for i in zf.infolist() if not i.is_dir() and is_page(i.filename)}
+        except (zipfile.BadZipFile, OSError):
+            pass  # reported when the chapter is read
+    return names
 
 
 def safe_name(member: str) -> str:
@@ -255,11 +270,16 @@ def _closing(writers: dict, archives: dict):
             zf.close()
 
 
+def _written(rec: dict) -> set[str]:
+    """The outputs a record names: those of its current settings, and every one written before under others."""
+    current = {e["output"] for e in (rec.get("outputs") or {}).values() if isinstance(e, dict) and e.get("output")}
+    return current | {o for o in rec.get("owned") or [] if isinstance(o, str)}
+
+
 def ours(record: Path) -> set[str]:
-    """Every output that onepunch recorded writing into this record's folder (any settings, any rank)."""
+    """Every output that onepunch recorded writing into this record's folder (any settings, any run, any rank)."""
     paths = {record, *record.parent.glob(".onepunch-*.json")}
-    return {e["output"] for p in paths for e in ((read_json(p) or {}).get("outputs") or {}).values()
-            if isinstance(e, dict) and e.get("output")}
+    return {o for p in paths for o in _written(read_json(p) or {})}
 
 
 def check_clobber(jobs: list[Job], record: Path, overwrite: bool) -> None:
@@ -290,11 +310,21 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image], list[str]], list[
     """Feed every page through `process(images, names)` in batches and write the outputs (a page's name: its file
     name, or its member name in a chapter). `settings` (JSON-able) are what the outputs depend on besides the
     inputs: a change redoes everything."""
+    record.parent.mkdir(parents=True, exist_ok=True)
+    # One run at a time writes into a record's folder (a second is refused before any work), so no run can drop
+    # another's entries from the record, and onepunch never disowns a file it wrote.
+    with exclusive(record.with_name(record.name + ".lock"), f"onepunch {what}"):
+        return _run(jobs, process, fmt=fmt, quality=quality, batch_size=batch_size, record=record, settings=settings,
+                    log=log, what=what, threads=threads, overwrite=overwrite)
+
+
+def _run(jobs, process, *, fmt, quality, batch_size, record, settings, log, what, threads, overwrite) -> Summary:
     t0 = time.perf_counter()
     summary = Summary()
     check_clobber(jobs, record, overwrite)
     settings_hash = digest(settings)
     old = read_json(record) or {}
+    owned = _written(old)  # every output written before, under any settings: still ours after this run
     done: dict = old.get("outputs", {}) if old.get("settings_hash") == settings_hash else {}
     todo: list[tuple[Job, str]] = []
     for job in jobs:
@@ -365,8 +395,9 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image], list[str]], list[
             save()
 
     def save() -> None:
+        current = {e["output"] for e in done.values() if e.get("output")}
         write_json(record, {"settings": settings, "settings_hash": settings_hash, "outputs": done,
-                            "counts": summary.as_dict()})
+                            "owned": sorted((owned | current) - current), "counts": summary.as_dict()})
 
     def writer(k: int) -> _Writer:
         if k not in writers:

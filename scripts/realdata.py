@@ -1,12 +1,16 @@
 """Real (scan, color) pairs for development: `make realdata` (optional; needs npm and an SVG renderer).
 
-    python scripts/realdata.py                      # both sets into data/realdata/
+    python scripts/realdata.py                      # every set into data/realdata/
     python scripts/realdata.py --sets fluent --out /data/realdata
 
-Two public emoji sets were drawn by their artists both in color and in black ink, with the same geometry, so they give
-what the method cannot get from illustrations: true pairs to measure against. Per set, from npm (`npm pack`, cached in
-<out>/npm/), designs present in both versions, rendered on white with rsvg-convert (Debian: `apt-get install
-librsvg2-bin`) or, if that is missing, CairoSVG (`pip install cairosvg`, needs libcairo):
+Public icon and emoji sets drawn by their artists both in color and in black ink, with the same geometry, give what
+the method cannot get from illustrations: true pairs to measure against. Four styles:
+- fluent, emojione: color art WITHOUT ink outlines (flat shapes; the ink versions are outlines and solid blacks);
+- openmoji: color art that KEEPS the black ink outlines of its line art (hair, skin, clothes of many people);
+- iconpark: one source drawn in two themes, outline (ink) and multi-color (outlined strokes, colored fills).
+Per set, from npm (`npm pack`, cached in <out>/npm/), designs present in both versions, rendered on white with
+rsvg-convert (Debian: `apt-get install librsvg2-bin`) or, if that is missing, CairoSVG (`pip install cairosvg`, needs
+libcairo); iconpark's themes are made by the package's own code, run with node:
 
     <out>/<set>/unpaired/scan/NAME.png   ink drawings of one half of the training designs  (the method's scans)
     <out>/<set>/unpaired/color/NAME.png  color versions of the other half                   (the method's colors)
@@ -33,16 +37,23 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-VERSION = 1
+VERSION = 2
+MIN_INK = 0.002
+"""An ink drawing with less than this fraction of dark pixels is blank and left out."""
 SETS = {
-    "fluent": {"color": ("@iconify-json/fluent-emoji-flat", "1.2.6"),
+    "fluent": {"kind": "iconify", "color": ("@iconify-json/fluent-emoji-flat", "1.2.6"),
                "ink": ("@iconify-json/fluent-emoji-high-contrast", "1.2.6"),
                "license": "MIT, (c) Microsoft Corporation (github.com/microsoft/fluentui-emoji)"},
-    "emojione": {"color": ("@iconify-json/emojione", "1.2.3"),
+    "emojione": {"kind": "iconify", "color": ("@iconify-json/emojione", "1.2.3"),
                  "ink": ("@iconify-json/emojione-monotone", "1.2.1"),
                  "license": "CC BY 4.0, Emoji One (Emoji One 2.3.0 color, 2.2.7 monotone; github.com/EmojiTwo)"},
+    "openmoji": {"kind": "openmoji", "color": ("openmoji", "17.0.0"), "ink": ("openmoji", "17.0.0"),
+                 "license": "CC BY-SA 4.0, OpenMoji (openmoji.org): color/svg and black/svg of the same emoji"},
+    "iconpark": {"kind": "iconpark", "color": ("@icon-park/svg", "1.4.2"), "ink": ("@icon-park/svg", "1.4.2"),
+                 "license": "Apache-2.0, IconPark (ByteDance): the multi-color and outline themes of each icon"},
 }
 
 
@@ -51,18 +62,73 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def npm_icons(name: str, version: str, cache: Path) -> dict:
-    """icons.json of an npm package, fetched once with `npm pack` into the cache."""
+def npm_pack(name: str, version: str, cache: Path) -> Path:
+    """The package's tarball, fetched once with `npm pack` into the cache."""
     cache.mkdir(parents=True, exist_ok=True)
     tgz = cache / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
     if not tgz.is_file():
         if shutil.which("npm") is None:
-            fail("npm is needed to fetch the emoji packages (Debian: apt-get install npm)")
+            fail("npm is needed to fetch the icon packages (Debian: apt-get install npm)")
         r = subprocess.run(["npm", "pack", f"{name}@{version}", "--silent"], cwd=cache, capture_output=True, text=True)
         if r.returncode != 0 or not tgz.is_file():
             fail(f"npm pack {name}@{version} failed: {r.stderr.strip()[:300]}")
-    with tarfile.open(tgz) as t:
+    return tgz
+
+
+def npm_icons(name: str, version: str, cache: Path) -> dict:
+    """icons.json of an Iconify npm package."""
+    with tarfile.open(npm_pack(name, version, cache)) as t:
         return json.load(t.extractfile("package/icons.json"))
+
+
+def iconify_svgs(icons: dict) -> dict[str, str]:
+    return {name: svg_of(icons, name) for name in icons["icons"]}
+
+
+def openmoji_svgs(spec: dict, cache: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(ink, color): the black/ and color/ SVG files of the openmoji package, by hexcode."""
+    out: tuple[dict, dict] = ({}, {})
+    with tarfile.open(npm_pack(*spec["color"], cache)) as t:
+        for m in t.getmembers():
+            parts = m.name.split("/")  # package/{black,color}/svg/HEX.svg
+            if m.isfile() and len(parts) == 4 and parts[1] in ("black", "color") and parts[2] == "svg":
+                out[parts[1] == "color"][parts[3][: -len(".svg")]] = t.extractfile(m).read().decode()
+    return out
+
+
+ICONPARK_JS = """
+const m = require(process.argv[1] + '/package/lib/map');
+const out = {};
+for (const name of Object.keys(m).sort()) {
+  out[name] = [m[name]({theme: 'outline', size: 48, fill: ['#000']}),
+               m[name]({theme: 'multi-color', size: 48})];
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def iconpark_svgs(spec: dict, cache: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(ink, color): every IconPark icon in its outline theme in black, and in its default multi-color theme (#333
+    outlines, blue fills, white inner strokes), made by the package's own code under node."""
+    if shutil.which("node") is None:
+        fail("node is needed to draw the IconPark themes (Debian: apt-get install nodejs)")
+    tgz = npm_pack(*spec["color"], cache)
+    unpacked = cache / tgz.name.removesuffix(".tgz")
+    if not (unpacked / "package" / "lib" / "map.js").is_file():
+        with tarfile.open(tgz) as t:
+            t.extractall(unpacked, filter="data")
+    r = subprocess.run(["node", "-e", ICONPARK_JS, str(unpacked.resolve())], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"node could not draw the IconPark icons: {r.stderr.strip()[:300]}")
+    both = json.loads(r.stdout)
+    return {k: v[0] for k, v in both.items()}, {k: v[1] for k, v in both.items()}
+
+
+def svgs(spec: dict, cache: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(ink, color) SVG text by design name."""
+    if spec["kind"] == "iconify":
+        return iconify_svgs(npm_icons(*spec["ink"], cache)), iconify_svgs(npm_icons(*spec["color"], cache))
+    return (openmoji_svgs if spec["kind"] == "openmoji" else iconpark_svgs)(spec, cache)
 
 
 def renderer():
@@ -97,31 +163,42 @@ def png(data: bytes, mode: str) -> bytes:
     return buf.getvalue()
 
 
+def colorless(ink: bytes, color: bytes) -> bool:
+    """The color rendering is the ink drawing (within one grey level on average): nothing to colorize."""
+    a = np.asarray(Image.open(io.BytesIO(ink)).convert("L"), np.float32)
+    b = np.asarray(Image.open(io.BytesIO(color)).convert("L"), np.float32)
+    return float(np.abs(a - b).mean()) < 1.0
+
+
 def hash01(text: str) -> float:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2 ** 64
 
 
 def build_set(key: str, spec: dict, out: Path, args, render) -> dict:
-    color_icons = npm_icons(*spec["color"], out / "npm")
-    ink_icons = npm_icons(*spec["ink"], out / "npm")
-    names = sorted(set(color_icons["icons"]) & set(ink_icons["icons"]))
+    ink_svgs, color_svgs = svgs(spec, out / "npm")
+    names = sorted(set(color_svgs) & set(ink_svgs))
     print(f"{key}: {len(names)} designs in both {spec['color'][0]} and {spec['ink'][0]}; rendering", flush=True)
 
     def both(name: str, size: int) -> tuple[bytes, bytes]:
-        return (png(render(svg_of(ink_icons, name), size), "L"),
-                png(render(svg_of(color_icons, name), size), "RGB"))
+        return png(render(ink_svgs[name], size), "L"), png(render(color_svgs[name], size), "RGB")
 
     with ThreadPoolExecutor(args.jobs) as pool:
         rendered = dict(zip(names, pool.map(lambda n: both(n, args.size), names), strict=True))
-    seen, kept = set(), []
+    seen, kept, blank = set(), [], 0
     for name in names:  # skin-tone variants share one ink drawing: keep the first
         digest = hashlib.md5(rendered[name][0]).hexdigest()
-        if digest not in seen:
+        if (np.asarray(Image.open(io.BytesIO(rendered[name][0]))) < 128).mean() < MIN_INK:
+            blank += 1  # an ink version with no ink (openmoji has one): nothing to colorize
+        elif digest not in seen:
             seen.add(digest)
             kept.append(name)
     test = sorted((n for n in kept if hash01(f"{args.seed}:test:{n}") < args.test_fraction),
                   key=lambda n: hash01(f"{args.seed}:order:{n}"))
     train = [n for n in kept if n not in set(test)]
+    # A held-out design whose color version is its ink drawing (a black-and-white emoji) has nothing to colorize, and
+    # its PSNR is capped at 100 dB for leaving it alone: it would swamp the mean. Training keeps such designs.
+    same = [n for n in test if colorless(*rendered[n])]
+    test = [n for n in test if n not in set(same)]
     scan_ids = [n for n in train if hash01(f"{args.seed}:side:{n}") < 0.5]
     color_ids = [n for n in train if n not in set(scan_ids)]
     root = out / key
@@ -150,8 +227,8 @@ def build_set(key: str, spec: dict, out: Path, args, render) -> dict:
         for n, (ink, color) in zip(big, pool.map(lambda n: both(n, args.big), big), strict=True):
             put(f"test{args.big}/scan/{n}.png", ink)
             put(f"test{args.big}/color/{n}.png", color)
-    counts = {"designs_in_both": len(names), "after_ink_dedupe": len(kept), "unpaired_scans": len(scan_ids),
-              "unpaired_colors": len(color_ids), "train_pairs": len(train), "test_pairs": len(test),
+    counts = {"designs_in_both": len(names), "blank_ink": blank, "after_ink_dedupe": len(kept), "unpaired_scans": len(scan_ids),
+              "unpaired_colors": len(color_ids), "train_pairs": len(train), "test_same_as_ink": len(same), "test_pairs": len(test),
               f"test{args.big}_pairs": len(big)}
     (root / "README.md").write_text(
         f"# Real pairs: {key}\n\nColor: `{spec['color'][0]}` {spec['color'][1]}; ink: `{spec['ink'][0]}` "
@@ -165,7 +242,7 @@ def build_set(key: str, spec: dict, out: Path, args, render) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("data/realdata"))
-    p.add_argument("--sets", default="fluent,emojione", help="comma-separated: fluent, emojione")
+    p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated: {', '.join(SETS)}")
     p.add_argument("--size", type=int, default=256, help="render size of the train and test images")
     p.add_argument("--big", type=int, default=1024, help="render size of the full-resolution test subset")
     p.add_argument("--big-count", type=int, default=200, help="held-out designs also rendered at --big")
@@ -180,7 +257,8 @@ def main() -> None:
     render = renderer()
     for key in keys:
         settings = {"version": VERSION, "size": args.size, "big": args.big, "big_count": args.big_count,
-                    "test_fraction": args.test_fraction, "seed": args.seed, **{"packages": SETS[key]}}
+                    "test_fraction": args.test_fraction, "seed": args.seed,
+                    "packages": {k: v for k, v in SETS[key].items() if k != "kind"}}
         record = args.out / key / "realdata.json"
         if record.is_file() and json.loads(record.read_text()).get("settings") == settings:
             print(f"{key}: up to date ({args.out / key})")

@@ -1,6 +1,7 @@
-"""Print the README's real-data table from runs/realdata-<set>/eval/metrics.json (after `make realdata-table`).
+"""Print the real-data tables (docs/realdata.md) from runs/realdata-<set>/eval/metrics.json, after `make
+realdata-table`: one table per set, scans then colors.
 
-    python scripts/realdata_table.py fluent emojione
+    python scripts/realdata_table.py fluent emojione openmoji iconpark
 """
 
 from __future__ import annotations
@@ -9,29 +10,42 @@ import json
 import sys
 from pathlib import Path
 
-ROWS = [("real_scans", "generator", "scans: scan generator (learned, `scan.pt`) vs the true ink"),
-        ("real_scans", "xdog", "scans: XDoG vs the true ink"),
-        ("real_scans", "greyscale", "scans: greyscale conversion vs the true ink"),
-        ("real_scans", "white", "scans: white page vs the true ink"),
-        ("real", "colorizer", "colors: colorizer trained on the generator's pairs (the method)"),
-        ("real", "xdog", "colors: colorizer trained on XDoG pairs"),
-        ("real", "oracle", "colors: oracle: colorizer trained on true pairs"),
-        ("real", "scan", "colors: input-as-output (the uncolored line art)"),
-        ("real", "mean_color", "colors: mean training color")]
+SCANS = [("generator", "scan generator (learned, `scan.pt`)"), ("xdog", "XDoG"), ("greyscale", "greyscale conversion"),
+         ("white", "white page")]
+COLORS = [("colorizer", "colorizer trained on the generator's pairs (the method), automatic"),
+          ("colorizer_clicks", "the same, one click per enclosed region"),
+          ("colorizer_clicks_fills", "the same, one click per enclosed region and per solid black fill"),
+          ("xdog", "colorizer trained on XDoG pairs"),
+          ("oracle", "oracle: colorizer trained on true pairs"),
+          ("scan", "input-as-output (the uncolored line art)"),
+          ("mean_color", "mean training color")]
+
+
+def table(name: str) -> str:
+    m = json.loads(Path(f"runs/realdata-{name}/eval/metrics.json").read_text())["sets"]
+    scans, colors = m["real_scans"], m["real"]
+    truth = colors["metrics"]["truth"]["colorfulness"]
+    n, per = colors["images"], colors.get("clicks", {})
+    out = [f"**{name}**: {n} held-out true pairs; clicks {per.get('colorizer_clicks', 0) / max(1, n):.1f} a page "
+           f"({per.get('colorizer_clicks_fills', 0) / max(1, n):.1f} with fills); truth's colorfulness {truth:.1f}", "",
+           "| scans, against the true ink | PSNR | SSIM |", "| --- | --- | --- |"]
+    for key, label in SCANS:
+        if (r := scans["metrics"].get(key)) is not None:
+            out.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+    out += ["", "| colors, against the true colors | PSNR | SSIM | CIEDE2000 | colorfulness | clicks: CIEDE2000 to "
+            "their region | clicks within 5 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key, label in COLORS:
+        if (r := colors["metrics"].get(key)) is None:
+            continue
+        clicks = (f"{r['click_de']:.1f} | {100 * r['clicks_within']:.0f}%" if "click_de" in r else " | ")
+        out.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['ciede2000']:.2f} | "
+                   f"{r['colorfulness']:.1f} ({r['colorfulness'] / truth:.2f}) | {clicks} |")
+    return "\n".join(out)
 
 
 def main(sets: list[str]) -> None:
-    print("| set (test pairs) | what, on held-out true pairs | PSNR | SSIM | CIEDE2000 |")
-    print("| --- | --- | --- | --- | --- |")
-    for name in sets:
-        m = json.loads(Path(f"runs/realdata-{name}/eval/metrics.json").read_text())["sets"]
-        for group, method, label in ROWS:
-            r = m[group]["metrics"].get(method)
-            if r is None:
-                continue
-            de = f"{r['ciede2000']:.2f}" if "ciede2000" in r else ""
-            print(f"| {name} ({m[group]['images']}) | {label} | {r['psnr']:.2f} | {r['ssim']:.3f} | {de} |")
+    print("\n\n".join(table(s) for s in sets))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["fluent", "emojione"])
+    main(sys.argv[1:] or ["fluent", "emojione", "openmoji", "iconpark"])

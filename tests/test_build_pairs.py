@@ -19,7 +19,7 @@ from onepunch import checkpoint, config
 from onepunch.dist import Rank
 from onepunch.models import cyclegan
 from onepunch.stages import build_pairs, shards
-from tests.conftest import REPO, demo_tables, run_cli, tree_digest, write_pipeline
+from tests.conftest import REPO, cli, demo_tables, tree_digest, write_pipeline
 
 
 def scan_pt(path: Path, seed: int = 0) -> Path:
@@ -50,6 +50,7 @@ def outputs(cfg) -> dict:
     return {**tree_digest(build_pairs.out_root(cfg)), "manifest": tree_digest(cfg.manifest_dir)["build-pairs.json"]}
 
 
+@pytest.mark.slow
 def test_pairs_match_their_color_shards(paired):
     cfg = paired()
     m = build_pairs.run(cfg)
@@ -90,6 +91,7 @@ def test_rerun_no_op_and_new_checkpoint_rebuilds(paired):
         (build_pairs.out_root(cfg) / k.replace(".tar", ".stats.json")).read_text())["count"] > 0)
 
 
+@pytest.mark.slow
 def test_workers_and_ranks_do_not_change_the_bytes(paired):
     clean = paired("clean")
     build_pairs.run(clean)
@@ -100,6 +102,7 @@ def test_workers_and_ranks_do_not_change_the_bytes(paired):
     assert {k: v for k, v in a.items() if k.endswith(".tar")} == {k: v for k, v in b.items() if k.endswith(".tar")}
 
 
+@pytest.mark.slow
 def test_kill_and_resume_is_byte_identical(paired):
     clean = paired("clean")
     build_pairs.run(clean)
@@ -124,7 +127,7 @@ def test_bad_checkpoints_are_one_line_errors(paired, tmp_path):
     torch.save({"kind": "onepunch.train-scan.checkpoint", "step": 1}, tmp_path / "training.pt")
     for ckpt, message in ((tmp_path / "nope.pt", "not found"), (tmp_path / "text.pt", "not a loadable"),
                           (tmp_path / "training.pt", "expected 'onepunch.scan-generator'")):
-        r = run_cli("build-pairs", "--pipeline", cfg.path, "--ckpt", str(ckpt), "--workers", "0")
+        r = cli("build-pairs", "--pipeline", cfg.path, "--ckpt", str(ckpt), "--workers", "0")
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
@@ -139,6 +142,7 @@ def test_xdog_baseline_needs_no_checkpoint(paired):
     assert a.dtype == np.uint8 and np.median(a) > 200 and a.min() < 80  # white paper, dark lines
 
 
+@pytest.mark.slow
 def test_pairs_load_with_webdataset_and_datasets(paired):
     import datasets
     import webdataset as wds

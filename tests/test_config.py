@@ -2,7 +2,7 @@ import pytest
 
 from onepunch import config
 from onepunch.errors import UserError
-from tests.conftest import REPO, run_cli, write_pipeline
+from tests.conftest import REPO, cli, run_cli, write_pipeline
 
 
 @pytest.mark.parametrize("name", ["demo", "danbooru2020"])
@@ -61,13 +61,14 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, args):
     if "BAD" in args:
         bad = write_pipeline(tmp_path / "bad.toml", _tables(shards={"workerz": 1}))
         args = [a if a != "BAD" else str(bad) for a in args]
-    r = run_cli(*args)
+    r = cli(*args)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_missing_source_is_a_user_error(tmp_path):
     t = _tables(source={"kind": "danbooru2020", "path": str(tmp_path / "nothing")},
                 **{"": {"name": "x", "out_dir": str(tmp_path / "o"), "manifests": str(tmp_path / "m")}})

@@ -11,7 +11,7 @@ from onepunch import checkpoint, config, fid, metrics
 from onepunch.models import colorizer
 from onepunch.stages import build_pairs, evaluate, shards, train_color
 from onepunch.status import STAGES, stage_states
-from tests.conftest import demo_tables, run_cli, write_pipeline
+from tests.conftest import cli, demo_tables, run_cli, write_pipeline
 from tests.test_build_pairs import scan_pt
 from tests.test_real_pairs import make_pairs
 
@@ -84,6 +84,7 @@ def pipeline(tmp_path, sample_dir):
     return cfg
 
 
+@pytest.mark.slow
 def test_eval_reports_every_metric_beside_the_baselines(pipeline):
     cfg = pipeline
     m = evaluate.run(cfg)
@@ -119,10 +120,10 @@ def test_eval_reports_every_metric_beside_the_baselines(pipeline):
 
 @pytest.mark.slow
 def test_eval_user_errors(tmp_path, pipeline):
-    r = run_cli("eval", "--pipeline", pipeline.path, "--ckpt", str(tmp_path / "missing.pt"))
+    r = cli("eval", "--pipeline", pipeline.path, "--ckpt", str(tmp_path / "missing.pt"))
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    r = run_cli("eval", "--pipeline", pipeline.path, "--ckpt", str(tmp_path / "bad.pt"))
+    r = cli("eval", "--pipeline", pipeline.path, "--ckpt", str(tmp_path / "bad.pt"))
     assert r.returncode == 2 and "not a loadable" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -149,6 +150,7 @@ def test_run_does_every_stage_then_nothing(tmp_path, sample_dir):
     assert r.returncode == 0 and (r.stdout + r.stderr).count("up to date") == len(STAGES)
 
 
+@pytest.mark.slow
 def test_eval_on_real_pairs_sets_every_colorizer_beside_the_baselines(tmp_path, sample_dir, pipeline, color_pt):
     """[eval] real_pairs: the colorizer and the compared ones on the true scans; the scan generator and XDoG on the
     true colors against the true ink."""
@@ -166,13 +168,18 @@ def test_eval_on_real_pairs_sets_every_colorizer_beside_the_baselines(tmp_path, 
     result = json.loads(Path(m["outputs"]["metrics"]["path"]).read_text())
     real, scans = result["sets"]["real"], result["sets"]["real_scans"]
     assert real["images"] == scans["images"] == 5  # the mismatched and the broken pair are skipped
-    assert real["methods"] == ["colorizer", "oracle", "scan", "greyscale", "mean_color"]
+    assert real["methods"] == ["colorizer", "oracle", "colorizer_clicks", "colorizer_clicks_fills", "scan",
+                               "greyscale", "mean_color"]
     assert real["metrics"]["colorizer"] == real["metrics"]["oracle"]  # the same weights under two names
+    clicked = real["metrics"]["colorizer_clicks"]  # one click per enclosed region, each obeyed
+    assert real["clicks"]["colorizer_clicks"] > 0 and clicked["clicks_within"] == 1.0 and clicked["click_de"] < 5
+    assert real["metrics"]["scan"]["click_de"] > clicked["click_de"]  # the uncolored page is far from the clicks
     assert scans["methods"] == ["generator", "xdog", "greyscale", "white"]
     t = scans["metrics"]
     assert t["xdog"]["psnr"] > t["white"]["psnr"]  # the true ink has lines a white page lacks
     html = Path(m["outputs"]["report"]["path"]).read_text()
-    assert "color | generator | xdog | true scan" in html and "scan | colorizer | oracle | truth | mean_color" in html
+    assert "color | generator | xdog | true scan" in html
+    assert "scan | colorizer | oracle | colorizer_clicks | colorizer_clicks_fills | truth | mean_color" in html
     assert evaluate.state(cfg) == "done"
     (tmp_path / "real" / "color" / "d1.png").unlink()  # the real pairs changed: stale
     assert evaluate.state(cfg) == "stale"

@@ -8,7 +8,7 @@ from PIL import Image
 
 from onepunch import PageColorizer
 from onepunch.errors import UserError
-from tests.conftest import run_cli
+from tests.conftest import cli
 from tests.test_colorize import line_page
 
 pytest.importorskip("onnxruntime")
@@ -18,12 +18,13 @@ pytest.importorskip("onnxruntime")
 def color_onnx(color_pt, tmp_path_factory):
     """Exported by the command users run."""
     path = tmp_path_factory.mktemp("onnx") / "out" / "color.onnx"
-    r = run_cli("export", str(color_pt), "--onnx", str(path))
+    r = cli("export", str(color_pt), "--onnx", str(path))
     assert r.returncode == 0 and path.is_file() and "opset 18" in r.stderr, r.stderr
     assert "Warning" not in r.stderr and "[torch.onnx]" not in r.stderr  # one line, not the exporter's notes
     return path
 
 
+@pytest.mark.slow
 def test_the_onnx_model_colorizes_pages_as_torch_does(color_pt, color_onnx):
     """Pages of several sizes (the graph's height and width are dynamic), with hints and a palette: the uint8 pages
     differ by at most one level (float32 kernels that sum in another order)."""
@@ -48,13 +49,13 @@ def test_colorize_from_the_command_line(color_pt, color_onnx, tmp_path):
     page = tmp_path / "p1.png"
     Image.fromarray(line_page(1)).save(page)
     out = tmp_path / "out"
-    r = run_cli("colorize", str(page), "--ckpt", str(color_onnx), "--backend", "onnx", "--out", str(out),
+    r = cli("colorize", str(page), "--ckpt", str(color_onnx), "--backend", "onnx", "--out", str(out),
                 "--device", "cpu")
     assert r.returncode == 0 and "(onnx)" in r.stderr, r.stderr
     want = PageColorizer(color_pt, device="cpu").colorize(Image.open(page))  # the CLI's defaults, on torch
     assert np.abs(np.asarray(Image.open(out / "p1.png"), int) - np.asarray(want, int)).max() <= 1
     record = json.loads((out / ".onepunch-colorize.json").read_text())
-    r = run_cli("colorize", str(page), "--ckpt", str(color_onnx), "--out", str(out), "--device", "cpu")
+    r = cli("colorize", str(page), "--ckpt", str(color_onnx), "--out", str(out), "--device", "cpu")
     assert r.returncode == 0 and "1 input(s) up to date" in r.stderr  # auto: the .onnx runs on onnxruntime
     assert json.loads((out / ".onepunch-colorize.json").read_text()) == record
 
@@ -81,5 +82,5 @@ def test_export_and_backend_mistakes_are_one_line_errors(color_pt, color_onnx, t
     for args, message in ((["export", str(junk), "--onnx", str(tmp_path / "x.onnx")], "not a loadable"),
                           (["colorize", str(page), "--ckpt", str(junk), "--out", str(tmp_path / "o"), "--device",
                             "cpu"], "not a colorizer exported by")):
-        r = run_cli(*args)
+        r = cli(*args)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

@@ -27,7 +27,7 @@ from onepunch.shardwork import ShardOut
 from onepunch.stages import colorize as stage
 from onepunch.stages import train_color
 from onepunch.train import save_atomic
-from tests.conftest import REPO, demo_tables, run_cli, write_pipeline
+from tests.conftest import REPO, cli, demo_tables, run_cli, write_pipeline
 from tests.test_colorize import cc, line_page, png
 
 
@@ -60,6 +60,7 @@ def bomb_cbz(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_an_archive_bomb_is_rejected_before_anything_is_read(tmp_path, bomb_cbz, color_pt):  # fault 1
     tracemalloc.start()
     try:
@@ -138,7 +139,7 @@ def test_a_file_in_out_that_onepunch_did_not_write_is_never_replaced(tmp_path, c
     same.mkdir()
     Image.fromarray(line_page(1, 64, 64)).convert("RGB").save(same / "a.jpg")
     (same / "a.png").write_bytes(b"the user's own file")
-    r = run_cli("colorize", str(same / "a.jpg"), "--ckpt", str(color_pt), "--out", str(same), "--device", "cpu")
+    r = cli("colorize", str(same / "a.jpg"), "--ckpt", str(color_pt), "--out", str(same), "--device", "cpu")
     one_line_error(r, 2, "was not written by onepunch")
     assert (same / "a.png").read_bytes() == b"the user's own file"
     s = stage.colorize([same / "a.jpg"], same, color_pt, cc(), overwrite=True)
@@ -160,7 +161,7 @@ def test_out_holding_the_inputs_or_a_file_or_no_pages_is_an_error(tmp_path, colo
                                  ([tmp_path / "empty"], tmp_path / "o", "no pages in")):
         with pytest.raises(UserError, match=message):
             stage.colorize(inputs, out, color_pt, cc())
-    r = run_cli("colorize", str(folder), "--ckpt", str(color_pt), "--out", str(folder))  # was: 0 inputs, exit 0
+    r = cli("colorize", str(folder), "--ckpt", str(color_pt), "--out", str(folder))  # was: 0 inputs, exit 0
     one_line_error(r, 2, "holds the input folder")
     assert sorted(p.name for p in folder.iterdir()) == ["p.png"]
 
@@ -168,16 +169,16 @@ def test_out_holding_the_inputs_or_a_file_or_no_pages_is_an_error(tmp_path, colo
 @pytest.mark.slow
 def test_to_scan_and_colorize_options_are_validated(tmp_path, color_pt):  # fault 8
     Image.fromarray(line_page(1, 64, 64)).convert("RGB").save(tmp_path / "c.png")
-    r = run_cli("to-scan", str(tmp_path / "c.png"), "--method", "xdog", "--max-side", "-5", "--out", str(tmp_path / "o"))
+    r = cli("to-scan", str(tmp_path / "c.png"), "--method", "xdog", "--max-side", "-5", "--out", str(tmp_path / "o"))
     one_line_error(r, 2, "--max-side")
-    r = run_cli("colorize", str(tmp_path / "c.png"), "--ckpt", str(color_pt), "--quality", "0", "--out",
+    r = cli("colorize", str(tmp_path / "c.png"), "--ckpt", str(color_pt), "--quality", "0", "--out",
                 str(tmp_path / "o"))
     one_line_error(r, 2, "colorize.quality must be 1..100")
     for option, value, message in (("--lettering", "erase", "colorize.lettering must be keep or off"),
                                    ("--descreen", "maybe", "colorize.descreen must be on or off"),
                                    ("--backend", "tensorrt", "colorize.backend must be auto, torch, onnx"),
                                    ("--tile-passes", "9", "colorize.tile_passes must be 0..8")):
-        r = run_cli("colorize", str(tmp_path / "c.png"), "--ckpt", str(color_pt), option, value, "--out",
+        r = cli("colorize", str(tmp_path / "c.png"), "--ckpt", str(color_pt), option, value, "--out",
                     str(tmp_path / "o"))
         one_line_error(r, 2, message)
     assert not (tmp_path / "o").exists()
@@ -193,7 +194,7 @@ def test_a_checkpoint_of_the_right_kind_with_bad_contents_is_a_one_line_error(tm
         torch.save(obj, tmp_path / name)
         with pytest.raises(UserError, match="contents do not make a model"):
             stage.colorize([tmp_path / "p.png"], tmp_path / "o", tmp_path / name, cc())
-    r = run_cli("colorize", str(tmp_path / "p.png"), "--ckpt", str(tmp_path / "keys.pt"), "--out", str(tmp_path / "o"))
+    r = cli("colorize", str(tmp_path / "p.png"), "--ckpt", str(tmp_path / "keys.pt"), "--out", str(tmp_path / "o"))
     one_line_error(r, 2, "contents do not make a model")
 
 
@@ -227,7 +228,7 @@ def test_every_numeric_field_is_validated_before_any_work(tmp_path, sample_dir, 
 
 def test_a_negative_step_count_on_the_command_line_changes_nothing(tmp_path, sample_dir):  # fault 3
     path = _pipeline(tmp_path, sample_dir)
-    r = run_cli("train-color", "--pipeline", str(path), "--steps", "-5")
+    r = cli("train-color", "--pipeline", str(path), "--steps", "-5")
     one_line_error(r, 2, "train_color.steps must be >= 0")
     assert not (tmp_path / "manifests").exists() and not (tmp_path / "runs").exists()
 
@@ -239,6 +240,7 @@ def test_a_toml_that_is_not_utf8_is_a_one_line_error(tmp_path):  # fault 7
 
 
 # ------------------------------------------------------------------------------------------------- shards
+@pytest.mark.slow
 def test_an_empty_source_or_one_matching_nothing_is_an_error(tmp_path, sample_dir):  # fault 11
     (tmp_path / "empty").mkdir()
     t = demo_tables(tmp_path, sample_dir)
@@ -253,6 +255,7 @@ def test_an_empty_source_or_one_matching_nothing_is_an_error(tmp_path, sample_di
     assert not (tmp_path / "manifests" / "t" / "shards.json").exists()
 
 
+@pytest.mark.slow
 def test_a_domain_with_no_samples_is_warned_about(tmp_path, sample_dir):  # fault 11
     t = demo_tables(tmp_path, sample_dir)
     t["domains.scans"]["all_of"] = ["no_such_tag"]
@@ -274,6 +277,7 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_killing_shards_leaves_no_worker_running(tmp_path, sample_dir):  # fault 4
     path = _pipeline(tmp_path, sample_dir, shards={"workers": 2})
@@ -295,6 +299,7 @@ def test_killing_shards_leaves_no_worker_running(tmp_path, sample_dir):  # fault
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_generate_the_sample_once(tmp_path, monkeypatch):  # fault 9
     calls, real = [], sample._generate
 
@@ -322,6 +327,7 @@ def test_two_runs_at_once_generate_the_sample_once(tmp_path, monkeypatch):  # fa
 
 
 # ------------------------------------------------------------------------------------------------ big pages
+@pytest.mark.slow
 def test_the_full_size_transfer_works_in_bounded_memory():  # fault 10
     grey = np.full((3000, 4000), 255, np.uint8)
     grey[::50] = 0
@@ -388,17 +394,18 @@ def test_colorize_on_a_full_disk_says_so_and_the_rerun_completes(tmp_path, small
     for i in range(3):
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (300, 300), dtype=np.uint8)).save(src / f"{i}.png")
     filler = fill(150 << 10)  # room for about one noisy 300 x 300 RGB page
-    r = run_cli("colorize", str(src), "--ckpt", str(color_pt), "--out", str(mnt / "out"), "--device", "cpu")
+    r = cli("colorize", str(src), "--ckpt", str(color_pt), "--out", str(mnt / "out"), "--device", "cpu")
     one_line_error(r, 1, "No space left on device")
     assert not leftovers(mnt)
     for p in (mnt / "out").rglob("*.png"):  # whatever is under a final name is whole
         Image.open(p).load()
     filler.unlink()
-    r = run_cli("colorize", str(src), "--ckpt", str(color_pt), "--out", str(mnt / "out"), "--device", "cpu")
+    r = cli("colorize", str(src), "--ckpt", str(color_pt), "--out", str(mnt / "out"), "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (mnt / "out" / "in").iterdir()) == ["0.png", "1.png", "2.png"]
 
 
+@pytest.mark.slow
 def test_shards_on_a_full_disk_says_so_and_the_rerun_completes(tmp_path, sample_dir, small_disk):  # fault 5
     mnt, fill = small_disk
     t = demo_tables(tmp_path, sample_dir)

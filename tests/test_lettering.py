@@ -17,6 +17,7 @@ def outside(mask: np.ndarray) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), np.ones((2 * NEAR + 1,) * 2, np.uint8)) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(700, 980), (1600, 2240)])  # the second is found on a copy of at most 2048 px
 def test_bubbles_and_their_text_are_found(size):
     rng = np.random.default_rng(1)

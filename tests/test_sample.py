@@ -1,9 +1,12 @@
 import json
 
+import pytest
+
 from onepunch import sample
 from tests.conftest import SAMPLE_COUNTS, tree_digest
 
 
+@pytest.mark.slow
 def test_sample_is_deterministic_and_danbooru_shaped(tmp_path, sample_dir):
     again = tmp_path / "again"
     sample.generate(again, SAMPLE_COUNTS["sample_scans"], SAMPLE_COUNTS["sample_colors"], SAMPLE_COUNTS["sample_seed"])

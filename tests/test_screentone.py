@@ -19,6 +19,7 @@ def inner(mask: np.ndarray, px: int) -> np.ndarray:
     return cv2.erode(mask.astype(np.uint8), np.ones((2 * px + 1,) * 2, np.uint8)) > 0
 
 
+@pytest.mark.slow
 def test_tone_fields_are_found_and_line_art_and_lettering_are_not():
     rng = np.random.default_rng(4)
     for _ in range(3):
@@ -31,6 +32,7 @@ def test_tone_fields_are_found_and_line_art_and_lettering_are_not():
         assert screentone.find(page).mean() < 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(700, 980), (1600, 2240)])  # the second is analysed on a copy of 2048 px
 def test_descreen_gives_the_grey_the_tone_prints_and_leaves_the_rest(size):
     page, fields = draw_toned_page(np.random.default_rng(5), *size)
@@ -46,6 +48,7 @@ def test_descreen_gives_the_grey_the_tone_prints_and_leaves_the_rest(size):
     assert screentone.descreen(clean) is clean
 
 
+@pytest.mark.slow
 def test_colorize_shows_the_net_grey_and_keeps_the_dots(color_pt):
     """The net's input is the descreened page; the output's lightness still has every dot (the full-size transfer
     adds the page's detail back), even from a net that draws no dots (random weights; at the page's own size, so

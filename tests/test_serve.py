@@ -14,7 +14,7 @@ from PIL import Image
 
 from onepunch.sample import _png_bomb
 from scripts.serve_screenshot import chromium, free_port, start_server
-from tests.conftest import run_cli, shapes_page
+from tests.conftest import cli, shapes_page
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -31,7 +31,7 @@ def app_client(ckpt):
     from onepunch.inference import PageColorizer
     from onepunch.serve import make_app
 
-    return TestClient(make_app(PageColorizer(ckpt, device="cpu")))
+    return TestClient(make_app(PageColorizer(ckpt, device="cpu"), hosts=("testserver",)))
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,7 @@ def open_page(client, name, data):
     return client.post("/api/open", files={"file": (name, data)})
 
 
-@pytest.mark.slow
-def test_a_page_is_opened_hinted_colorized_and_downloaded(hinted_color_pt):
-    client = app_client(hinted_color_pt)
+def test_a_page_is_opened_hinted_colorized_and_downloaded(client):
     scan, color = shapes_page(np.random.default_rng(5), 256)
     r = open_page(client, "p.png", png_bytes(Image.fromarray(scan, "L")))
     assert r.status_code == 200, r.text
@@ -121,18 +119,18 @@ def test_bad_hints_are_a_message(client):
 
 
 def test_serve_user_errors_are_one_line(tmp_path, color_pt):
-    r = run_cli("serve", "--ckpt", str(tmp_path / "none.pt"), "--port", str(free_port()))
+    r = cli("serve", "--ckpt", str(tmp_path / "none.pt"), "--port", str(free_port()))
     assert r.returncode == 2 and "checkpoint not found" in r.stderr and "Traceback" not in r.stderr
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
-        r = run_cli("serve", "--ckpt", str(color_pt), "--port", str(s.getsockname()[1]))
+        r = cli("serve", "--ckpt", str(color_pt), "--port", str(s.getsockname()[1]))
     assert r.returncode == 2 and "cannot listen" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.fixture
-def server(hinted_color_pt):
-    proc, url = start_server(hinted_color_pt, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def server(color_pt):
+    proc, url = start_server(color_pt, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield url
     proc.terminate()
     proc.wait(10)

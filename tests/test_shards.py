@@ -82,6 +82,7 @@ def test_rerun_is_a_no_op(built):
                       and p.suffix == ".tar"} | {p: t for p, t in mtimes.items() if p.suffix != ".tar"}
 
 
+@pytest.mark.slow
 def test_workers_do_not_change_the_bytes(built, pipeline, tmp_path):
     cfg, _ = built
     clean = outputs(cfg)
@@ -113,6 +114,7 @@ def _kill_when(cfg, condition, timeout=60.0) -> bool:
     return not shards.manifest_path(cfg).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["first temp file", "first shard done", "half the shards done"])
 def test_kill_and_resume_is_byte_identical(built, moment):
     cfg, m = built
@@ -150,6 +152,7 @@ def test_config_change_rebuilds_what_it_affects(built, pipeline, tmp_path, sampl
     assert shards.state(changed) == "done"
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_outputs_is_refused(pipeline):
     cfg = pipeline()
     with exclusive(Path(cfg.out_dir) / "shards" / ".lock", "test"):
@@ -175,6 +178,7 @@ def test_ranks_build_disjoint_shards_and_one_manifest(built, pipeline, tmp_path,
         tree_digest(Path(dist.out_dir) / "shards")
 
 
+@pytest.mark.slow
 def test_torchrun_style_ranks_run_together(pipeline, tmp_path):
     cfg = pipeline()
     procs = [subprocess.Popen([sys.executable, "-m", "onepunch", "shards", "--pipeline", cfg.path],

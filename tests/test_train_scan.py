@@ -15,7 +15,7 @@ import torch
 from onepunch import checkpoint, config, train
 from onepunch.errors import UserError
 from onepunch.stages import shards, train_scan
-from tests.conftest import REPO, demo_tables, run_cli, write_pipeline
+from tests.conftest import REPO, cli, demo_tables, run_cli, write_pipeline
 
 TINY = {"preset": "tiny", "size": 32, "batch_size": 2, "steps": 6, "sample_every": 2, "val_every": 3,
         "ckpt_every": 2, "val_images": 2, "workers": 0, "pool_size": 3}
@@ -67,6 +67,7 @@ def test_trains_and_exports_a_safe_self_describing_scan_pt(trainable):
     assert train_scan.run(cfg) == m and (out / "scan.pt").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_resume_equals_continuous_training(trainable):
     straight = trainable("straight")
     train_scan.run(straight)
@@ -113,6 +114,7 @@ def test_two_ranks_with_gloo(trainable):
     assert len(ck["pools"]["scan"]) == 2  # each rank's image pool is saved
 
 
+@pytest.mark.slow
 def test_config_change_makes_it_stale_and_retrains(trainable, capsys):
     cfg = trainable()
     train_scan.run(cfg)
@@ -126,9 +128,9 @@ def test_config_change_makes_it_stale_and_retrains(trainable, capsys):
 @pytest.mark.slow
 def test_user_errors(tmp_path, sample_dir, trainable):
     path = write(tmp_path, sample_dir)
-    r = run_cli("train-scan", "--pipeline", str(path))
+    r = cli("train-scan", "--pipeline", str(path))
     assert r.returncode == 2 and "run `onepunch shards" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
-    r = run_cli("train-scan", "--pipeline", str(path), "--preset", "huge")
+    r = cli("train-scan", "--pipeline", str(path), "--preset", "huge")
     assert r.returncode == 2 and "preset must be tiny or base" in r.stderr, r.stderr
 
 
@@ -146,6 +148,7 @@ def test_checkpoint_loading_is_safe(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_generated_scans_beat_the_greyscale_baseline(trainable):
     """The method's first promise: after a short CPU run, generated scans are closer to the true line art (PSNR)
     than the greyscale conversion of the colored image."""

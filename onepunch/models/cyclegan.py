@@ -24,6 +24,10 @@ class GeneratorConfig:
     """Downsamplings (the input size must divide by 2**n_down; callers pad)."""
     n_blocks: int = 4
     """Residual blocks at the lowest resolution."""
+    base: str = ""
+    """grey: the output is the input's greyscale conversion (ITU-R 601 luma, as Pillow's "L") plus a learned change,
+    clamped, and the change starts at zero: a color->scan generator that begins as the training-free baseline and
+    learns only what the scan domain asks on top of it. Empty: the plain generator (tanh)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,10 @@ class Generator(nn.Module):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), *conv_norm_act(w * 2 ** (i + 1), w * 2**i, 3)]
         layers += [nn.Conv2d(w, cfg.out_ch, 7, padding=3, padding_mode="reflect"), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        if cfg.base:
+            assert cfg.base == "grey" and cfg.in_ch == 3 and cfg.out_ch == 1, "base grey: a color->scan generator"
+            nn.init.zeros_(layers[-2].weight)  # the change starts at zero: the generator starts as the baseline
+            nn.init.zeros_(layers[-2].bias)
 
     @property
     def multiple(self) -> int:
@@ -81,6 +89,9 @@ class Generator(nn.Module):
     def forward(self, x):
         h, w = x.shape[-2:]
         assert h % self.multiple == 0 and w % self.multiple == 0, f"input {h}x{w} must divide by {self.multiple}"
+        if self.cfg.base:
+            grey = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]).to(x.dtype)
+            return (grey + self.net(x)).clamp(-1, 1)
         return self.net(x)
 
 
@@ -105,11 +116,11 @@ class Discriminator(nn.Module):
         return self.net(x)
 
 
-def build(preset: str) -> dict[str, nn.Module]:
-    """The four CycleGAN networks: c2s (the one we keep), s2c, d_scan, d_color."""
+def build(preset: str, base: str = "") -> dict[str, nn.Module]:
+    """The four CycleGAN networks: c2s (the one we keep; `base`: GeneratorConfig.base), s2c, d_scan, d_color."""
     p = PRESETS[preset]
     return {
-        "c2s": Generator(GeneratorConfig(in_ch=3, out_ch=1, **p["c2s"])),
+        "c2s": Generator(GeneratorConfig(in_ch=3, out_ch=1, base=base, **p["c2s"])),
         "s2c": Generator(GeneratorConfig(in_ch=1, out_ch=3, **p["s2c"])),
         "d_scan": Discriminator(DiscriminatorConfig(in_ch=1, **p["d"])),
         "d_color": Discriminator(DiscriminatorConfig(in_ch=3, **p["d"])),

@@ -38,7 +38,8 @@ def _settings(cc: ColorizeConfig, ckpt: Path) -> dict:
     # Tiles share the page's statistics since 2026-12 (tile_passes): a record of tiles without it is redone.
     tiles = {"tile": cc.tile, "overlap": cc.overlap, "tile_passes": cc.tile_passes} if cc.tile else {"tile": 0, "overlap": 0}
     return {"ckpt_sha256": sha256_file(ckpt), "working_size": cc.working_size, "transfer": cc.transfer, "chroma": cc.chroma, **tiles,
-            "lettering": cc.lettering, "descreen": cc.descreen, "threshold": cc.threshold, "force": cc.force,
+            "lettering": cc.lettering, "descreen": cc.descreen, "regions": cc.regions, "hint_fill": cc.hint_fill,
+            "threshold": cc.threshold, "force": cc.force,
             "format": cc.format, "quality": cc.quality, **steer}
 
 
@@ -54,12 +55,28 @@ def _image(path: str, what: str, mode: str) -> Image.Image:
         raise UserError(f"{what} {path}: {e}") from None
 
 
+HINT_SIDE = 4096
+"""A hint image is kept at most this long a side (it is stretched over each page and brought to the working size,
+which needs no more): decoded and shrunk once per run, not once per page."""
+
+
+def hint_image(path: str) -> Image.Image:
+    """A hint image (pages' pixel limits), shrunk once to at most HINT_SIDE, alpha premultiplied while shrinking so
+    transparent pixels lend no color to the strokes' edges."""
+    img = _image(path, "--hint-image", "RGBA")
+    if max(img.size) > HINT_SIDE:
+        scale = HINT_SIDE / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.convert("RGBa").resize(size, Image.Resampling.BOX).convert("RGBA")
+    return img
+
+
 def steering(cc: ColorizeConfig) -> tuple:
     """(hints per page name, or None: name -> hints for colorize_many; palette or None) from the settings."""
     from onepunch import hints
 
     table = hints.load_file(cc.hints) if cc.hints else None
-    drawn = _image(cc.hint_image, "--hint-image", "RGBA") if cc.hint_image else None
+    drawn = hint_image(cc.hint_image) if cc.hint_image else None
     palette = hints.of_image(_image(cc.reference, "--reference", "RGB")) if cc.reference else None
     if table is None and drawn is None:
         return None, palette
@@ -84,17 +101,22 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
              log=None, rank: Rank | None = None, overwrite: bool = False) -> pages.Summary:
     """Colorize every page of `inputs` (this rank's share of them) into `out`; returns the summary (failures
     included, never raised)."""
+    from onepunch import hints
     from onepunch.inference import PageColorizer
 
     log = log or console()
-    jobs, own_record = split(pages.discover(inputs, out, cc.format), out, "colorize", rank)
+    every = pages.discover(inputs, out, cc.format)
+    jobs, own_record = split(every, out, "colorize", rank)
     c = PageColorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
                       batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer, chroma=cc.chroma,
                       passes=cc.tile_passes, backend=cc.backend, lettering=cc.lettering,
-                      descreen=cc.descreen)
+                      descreen=cc.descreen, regions=cc.regions, hint_fill=cc.hint_fill)
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} ({c.backend}) on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
     page_hints, palette = steering(cc)
+    if cc.hints and (stray := hints.unmatched(hints.load_file(cc.hints), pages.page_names(every))):
+        log.print(f"[yellow]warning[/]: {cc.hints} names {len(stray)} page(s) that are not among the inputs: "
+                  f"{', '.join(stray[:5])}{' ...' if len(stray) > 5 else ''} (their hints are not used)")
 
     def process(imgs: list[Image.Image], names: list[str]) -> list[Image.Image | None]:
         per_page = [page_hints(n) for n in names] if page_hints else None

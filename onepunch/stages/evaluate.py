@@ -7,6 +7,10 @@ Sets: "pairs", the held-out (val) pairs of build-pairs (generated scan -> true c
 embedded sample, "true_lineart", the same colors from their true line art; with `[eval] real_pairs = DIR` (or
 `--pairs DIR`), "real", true scans -> true colors (the colorizer and the `[eval] compare` colorizers side by side), and
 "real_scans", true colors -> scans against the true ink (the scan generator next to XDoG, greyscale and a white page).
+On the real pairs the colorizer also runs with one click per enclosed region (onepunch/clicks.py: the hints a person
+gives, each holding the truth's median color of its region), "colorizer_clicks", and with one more per solid black
+fill, "colorizer_clicks_fills"; every colorizer's output is scored on how close its median color over each clicked
+shape is to the click's color ("click_de", "clicks_within").
 Every image is colorized the way users' pages are (PageColorizer: working size, color transferred onto the scan's
 luminance), at its own size.
 
@@ -44,10 +48,12 @@ from onepunch.ui import console, progress
 # Imported at first use: `onepunch status` reads this module's state() without paying for torch.
 torch = lazy("torch")
 data, fid, metrics, train = lazy("onepunch.data"), lazy("onepunch.fid"), lazy("onepunch.metrics"), lazy("onepunch.train")
-inference, scanners = lazy("onepunch.inference"), lazy("onepunch.scanners")
+inference, scanners, clicks = lazy("onepunch.inference"), lazy("onepunch.scanners"), lazy("onepunch.clicks")
 
 NAME = "eval"
 BASELINES = ("scan", "greyscale", "mean_color")  # greyscale is handed the truth's luminance: a reference
+CLICKED = "colorizer_clicks"  # the colorizer given one click per enclosed region (real pairs)
+CLICKED_FILLS = "colorizer_clicks_fills"  # ... and one per solid black fill too
 CELL = 192
 
 
@@ -160,16 +166,23 @@ def _real_pairs(cfg: PipelineConfig) -> list[tuple[str, np.ndarray, np.ndarray]]
 
 
 def _outputs(colorizers: dict[str, inference.PageColorizer], items: list, mean_rgb: np.ndarray, log,
-             label: str) -> dict[str, list[np.ndarray]]:
-    outs = {m: [] for m in [*colorizers, *BASELINES]}
+             label: str, points: dict | None = None) -> dict[str, list[np.ndarray]]:
+    """Each colorizer's and baseline's outputs; with `points` (name -> clicks per item), also the first
+    colorizer's with each set of clicks as hints, under that name."""
+    points = points or {}
+    outs = {m: [] for m in [*colorizers, *points, *BASELINES]}
     batch = next(iter(colorizers.values())).batch_size
     with progress(log) as bar:
         task = bar.add_task(f"eval {label}", total=len(items), unit="img")
         for s in range(0, len(items), batch):
             part = items[s: s + batch]
+            pages = [Image.fromarray(scan, "L") for _, scan, _ in part]
             for name, c in colorizers.items():
-                outs[name] += [np.asarray(im) for im in
-                               c.colorize_many([Image.fromarray(scan, "L") for _, scan, _ in part], force=True)]
+                outs[name] += [np.asarray(im) for im in c.colorize_many(pages, force=True)]
+            for name, per_item in points.items():
+                first = next(iter(colorizers.values()))
+                outs[name] += [np.asarray(im) for im in first.colorize_many(
+                    pages, force=True, hints=[clicks.as_hints(p) or None for p in per_item[s: s + batch]])]
             for _, scan, truth in part:
                 outs["scan"].append(np.repeat(scan[..., None], 3, 2))
                 outs["greyscale"].append(np.repeat(inference.luma(Image.fromarray(truth))[..., None], 3, 2))
@@ -206,13 +219,21 @@ def evaluate_scans(items: list, outs: dict) -> dict:
     return table
 
 
-def evaluate_set(items: list, outs: dict, features) -> dict:
+def evaluate_set(items: list, outs: dict, features, points: dict | None = None) -> dict:
+    """Per method, metrics averaged over the items; with `points` (name -> clicks per item), how close each
+    method's median color over each clicked shape is to the click (a clicked run against its own clicks, every other
+    method against CLICKED's): mean CIEDE2000 and the share within clicks.WITHIN."""
     table = {}
     truths = [t for _, _, t in items]
     truth_feats = _feats(features, truths) if features else None
     for m in outs:
         rows = [image_metrics(o, t, s) for o, (_, s, t) in zip(outs[m], items, strict=True)]
         table[m] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        if points:
+            own = points.get(m, points[CLICKED])
+            de = [d for o, (_, s, _), p in zip(outs[m], items, own, strict=True) for d in clicks.obedience(o, s, p)]
+            table[m]["click_de"] = float(np.mean(de)) if de else float("nan")
+            table[m]["clicks_within"] = float(np.mean(np.array(de) <= clicks.WITHIN)) if de else float("nan")
         if features:
             f = _feats(features, outs[m])
             table[m]["fid"] = fid.fid(f, truth_feats) if len(items) > 2 else float("nan")
@@ -273,7 +294,7 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-LOWER_IS_BETTER = {"ciede2000", "colorfulness_gap", "fid", "kid"}
+LOWER_IS_BETTER = {"ciede2000", "colorfulness_gap", "fid", "kid", "click_de"}
 
 
 def report_html(result: dict, grids: dict[str, bytes]) -> str:
@@ -357,10 +378,16 @@ def run(cfg: PipelineConfig) -> dict:
             atomic_write(out / f"grid-{name}.png", grids[name])
 
     for name, (items, nets, desc) in sets.items():
-        outs = _outputs(nets, items, mean_rgb, log, name)
-        add(name, items, outs, {"description": desc, "kind": "color", "methods": list(outs),
-                                "competitors": [m for m in outs if m != "greyscale"],
-                                "metrics": evaluate_set(items, outs, features)})
+        points = {CLICKED: [clicks.clicks(scan, color) for _, scan, color in items],
+                  CLICKED_FILLS: [clicks.clicks(scan, color, fills=True) for _, scan, color in items]} \
+            if name == "real" else None
+        outs = _outputs(nets, items, mean_rgb, log, name, points)
+        entry = {"description": desc, "kind": "color", "methods": list(outs),
+                 "competitors": [m for m in outs if m not in ("greyscale", CLICKED, CLICKED_FILLS)],
+                 "metrics": evaluate_set(items, outs, features, points)}
+        if points:
+            entry["clicks"] = {k: sum(len(p) for p in v) for k, v in points.items()}
+        add(name, items, outs, entry)
     if real:  # the scan generator on the true colors, against the true ink
         b = cfg.build_pairs
         methods = {"xdog": scanners.XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)}
@@ -395,7 +422,8 @@ def _print_summary(result: dict, log) -> None:
         t = s["metrics"]
         table = Table(title=f"{name} ({s['images']} images)", title_justify="left")
         first = t[s["methods"][0]]
-        cols = [k for k in ("psnr", "ssim", "ciede2000", "colorfulness", "edge_f1", "fid", "kid") if k in first]
+        cols = [k for k in ("psnr", "ssim", "ciede2000", "colorfulness", "edge_f1", "click_de", "clicks_within",
+                            "fid", "kid") if k in first]
         table.add_column("method")
         for col in cols:
             table.add_column(col, justify="right")

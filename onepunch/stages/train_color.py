@@ -35,6 +35,7 @@ torch = lazy("torch")
 augment, checkpoint, data = lazy("onepunch.augment"), lazy("onepunch.checkpoint"), lazy("onepunch.data")
 losses, metrics, train = lazy("onepunch.losses"), lazy("onepunch.metrics"), lazy("onepunch.train")
 colorizer, encoder_weights = lazy("onepunch.models.colorizer"), lazy("onepunch.models.encoder_weights")
+abbins = lazy("onepunch.models.abbins")
 
 CKPT_KIND = "onepunch.train-color.checkpoint"
 NAME = "train-color"
@@ -54,7 +55,9 @@ def _inputs(cfg: PipelineConfig) -> dict:
     path = build_pairs.ready(cfg)
     inputs = {"pairs_manifest": str(path), "pairs_manifest_sha256": sha256_file(path)}
     if cfg.train_color.encoder_weights:
-        w = Path(cfg.train_color.encoder_weights)
+        from onepunch.models.encoder_weights import resolve
+
+        w = resolve(cfg.train_color.encoder_weights)
         if not w.is_file():
             raise UserError(f"encoder weights not found: {w}")
         inputs["encoder_weights_sha256"] = sha256_file(w)
@@ -99,11 +102,11 @@ def state(cfg: PipelineConfig) -> str:
 # ---------------------------------------------------------------------------------------------------------- model
 def build_model(cfg: PipelineConfig, log) -> tuple[colorizer.Colorizer, colorizer.Critic]:
     tc = cfg.train_color
-    if tc.encoder_weights and tc.preset != "base":
-        raise UserError("encoder_weights need the base preset (a ResNet50 encoder)")
+    if tc.encoder_weights and tc.preset == "tiny":
+        raise UserError("encoder_weights need the base (ResNet50) or lite (EfficientNet-Lite0) preset")
     torch.manual_seed(tc.seed)
     frozen = bool(tc.encoder_weights) and tc.freeze_encoder
-    g, d = colorizer.build(tc.preset, frozen_encoder=frozen)
+    g, d = colorizer.build(tc.preset, frozen_encoder=frozen, head=tc.head)
     if tc.encoder_weights:
         norm = encoder_weights.load_into(g.encoder, tc.encoder_weights)
         g, d = _with_norm(g, d, norm, frozen)
@@ -155,15 +158,18 @@ def learning_rates(step: int, total: int, tc) -> tuple[float, float]:
 
 
 def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, total: int,
-               control: tuple = (None, None)) -> dict:
+               control: tuple = (None, None), rebalance: torch.Tensor | None = None) -> dict:
     """D step then G step on one batch (pix2pix order); under NoGAN one of them may be skipped. `control`: the
-    generator's (hints, palette) for this batch (hints.control), or none."""
+    generator's (hints, palette) for this batch (hints.control), or none. `rebalance`: the lab head's per-cell
+    loss weights (abbins.rebalance)."""
     F = torch.nn.functional
     kind = phase(step, total, tc)[0]
     l1_w = tc.l1_weight * (train.lr_factor(step, total, 0.0) if tc.l1_schedule == "linear" else 1.0)
+    lab = train.unwrap(g).cfg.head == "lab"  # the net's own head (a test or an old run may differ from tc)
     out = {}
     with env.autocast(), torch.set_grad_enabled(kind != "d_only"):  # the critic-only phase needs no G graph
-        fake = g(scan, *control)                           # (B, 3, S, S)
+        raw = g.raw(scan, *control) if lab else None
+        fake = train.unwrap(g).readout(raw) if lab else g(scan, *control)  # (B, 3, S, S)
     if kind != "g_only":
         with env.autocast():
             loss_d = losses.gan_d(d(scan, color), d(scan, fake.detach()), tc.gan_loss)
@@ -174,8 +180,13 @@ def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, t
         out["d"] = loss_d.detach()
     if kind != "d_only":
         with env.autocast():
-            l1 = F.l1_loss(fake, color)
-            loss = l1_w * l1
+            if lab:  # L* regressed, a*b* classified (abbins): l1 is L*'s
+                l1, ce = abbins.loss(raw, color, train.unwrap(g).centres, rebalance)
+                loss = l1_w * l1 + tc.ce_weight * ce
+                out["g_ce"] = ce.detach()
+            else:
+                l1 = F.l1_loss(fake, color)
+                loss = l1_w * l1
             if kind == "gan":
                 for p in d.parameters():
                     p.requires_grad_(False)
@@ -217,6 +228,16 @@ def _mean_color(shards: list, spec_ext: tuple[str, str], n: int = 64) -> torch.T
     """Mean RGB in [0, 1] of the first n training colors (the 'mean training color' baseline)."""
     colors = [c for _, c in data.first_samples(shards, n, (spec_ext[1], "RGB"))]
     return sum((c.float().mean((1, 2)) / 255 for c in colors), torch.zeros(3)) / max(1, len(colors))
+
+
+def _rebalance(shards: list, spec_ext: tuple[str, str], g, mix: float, n: int = 64) -> torch.Tensor:
+    """The lab head's per-cell loss weights from the color prior of the first n training colors (at 64 px: the
+    prior is a histogram; the same on every rank and every resume)."""
+    F = torch.nn.functional
+    colors = [F.interpolate(c[None].float() / 255, size=(64, 64), mode="area")
+              for _, c in data.first_samples(shards, n, (spec_ext[1], "RGB"))]
+    ab = abbins.rgb_to_lab(torch.cat(colors))[:, 1:]
+    return abbins.rebalance(abbins.prior(ab, train.unwrap(g).centres.cpu()), mix)
 
 
 # ------------------------------------------------------------------------------------------------------------ run
@@ -298,6 +319,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                          lines_p=tc.lines_p, hint_p=tc.hint_p, max_hints=tc.max_hints, palette_p=tc.palette_p)
     val = [(s, c) for _, s, c in data.first_samples(val_shards, tc.val_images, (members[0], "L"), (members[1], "RGB"))]
     mean_color = _mean_color(train_shards, members)
+    rebalance = _rebalance(train_shards, members, g, tc.rebalance) if g.cfg.head == "lab" else None
     grid_scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val[:GRID_IMAGES]])
     grid_colors = torch.stack([augment.to_unit(augment.center_square(c, size)) for _, c in val[:GRID_IMAGES]])
     stream = iter(data.loader(spec, start, tc.workers, pin=env.cuda))  # forks workers before any thread starts
@@ -316,7 +338,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                 for group in opt.param_groups:
                     group["lr"] = lr
             losses = train_step(step_g, step_d, opt_g, opt_d, scan, color, tc, env, step, total,
-                                tuple(control) or (None, None))
+                                tuple(control) or (None, None), rebalance)
             done, last = step + 1, step + 1 == total
             seen += tc.batch_size * env.rank.world
             if done % LOG_EVERY == 0 or last:

@@ -36,7 +36,7 @@ cyclegan = lazy("onepunch.models.cyclegan")
 
 CKPT_KIND = "onepunch.train-scan.checkpoint"
 NAME = "train-scan"
-ADDED_LATER = {"cycle_noise": 0.0, "ink_weight": 0.0}
+ADDED_LATER = {"cycle_noise": 0.0, "ink_weight": 0.0, "base": ""}
 LOG_EVERY = 10
 GRID_IMAGES = 4
 
@@ -213,7 +213,7 @@ def run(cfg: PipelineConfig, stop_after: int | None = None) -> dict | None:
 def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after: int | None, log) -> dict | None:
     tc, out, main = cfg.train_scan, run_dir(cfg), env.rank.is_main
     torch.manual_seed(tc.seed)  # identical initial weights on every rank (and broadcast below, to be sure)
-    nets = {k: m.to(env.device) for k, m in cyclegan.build(tc.preset).items()}
+    nets = {k: m.to(env.device) for k, m in cyclegan.build(tc.preset, tc.base).items()}
     if env.cuda:
         nets = {k: m.to(memory_format=torch.channels_last) for k, m in nets.items()}
     betas = (tc.beta1, tc.beta2)
