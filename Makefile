@@ -4,7 +4,7 @@ VENV := .venv
 RUN := $(VENV)/bin
 PIPELINE ?= pipelines/demo.toml
 
-.PHONY: help setup demo shards status test test-fast bench lint clean realdata realdata-table hints-table hints-table-sample serve
+.PHONY: help setup demo shards status test test-fast bench lint clean realdata realdata-table serve
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,28 +38,15 @@ REALDATA_SETS ?= fluent emojione openmoji iconpark
 realdata: setup  ## Real (scan, color) pairs from npm icon and emoji sets into data/realdata/ (needs npm, node and rsvg-convert or CairoSVG)
 	$(RUN)/python scripts/realdata.py
 
-realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, ~35 min a set) and eval on the real pairs
+realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, about an hour a set) and eval on the real pairs
 	set -e; for s in $(REALDATA_SETS); do \
 	  for p in realdata-$$s realdata-$$s-xdog; do \
-	    $(RUN)/onepunch shards -p pipelines/$$p.toml; done; \
-	  $(RUN)/onepunch train-scan -p pipelines/realdata-$$s.toml; \
+	    $(RUN)/onepunch shards -p pipelines/realdata/$$p.toml; done; \
+	  $(RUN)/onepunch train-scan -p pipelines/realdata/realdata-$$s.toml; \
 	  for p in realdata-$$s realdata-$$s-xdog realdata-$$s-oracle; do \
-	    $(RUN)/onepunch build-pairs -p pipelines/$$p.toml; $(RUN)/onepunch train-color -p pipelines/$$p.toml; done; \
-	  $(RUN)/onepunch eval -p pipelines/realdata-$$s.toml; done; \
-	$(RUN)/python scripts/realdata_table.py $(REALDATA_SETS)
-
-hints-table-sample: setup  ## The hints table on the sample: the demo's colorizer against one trained without hints
-	$(RUN)/onepunch run --pipeline pipelines/demo.toml
-	$(RUN)/onepunch run --pipeline pipelines/demo-nohints.toml
-	$(RUN)/python scripts/hints_table.py --ckpt runs/demo/train-color/color.pt --pipeline pipelines/demo.toml \
-	  --compare "trained without hints=runs/demo-nohints/train-color/color.pt"
-
-hints-table: realdata  ## Train fluent's oracle colorizer with and without hints (CPU, ~10 min) and measure hints and palettes
-	set -e; for p in realdata-fluent-oracle realdata-fluent-oracle-nohints; do \
-	  $(RUN)/onepunch build-pairs -p pipelines/$$p.toml; $(RUN)/onepunch train-color -p pipelines/$$p.toml; done
-	$(RUN)/python scripts/hints_table.py --ckpt runs/realdata-fluent-oracle/train-color/color.pt \
-	  --compare "trained without hints=runs/realdata-fluent-oracle-nohints/train-color/color.pt" \
-	  --pairs data/realdata/fluent/test
+	    $(RUN)/onepunch build-pairs -p pipelines/realdata/$$p.toml; $(RUN)/onepunch train-color -p pipelines/realdata/$$p.toml; done; \
+	  $(RUN)/onepunch eval -p pipelines/realdata/realdata-$$s.toml; done; \
+	$(RUN)/python scripts/realdata_table.py --summary $(REALDATA_SETS); $(RUN)/python scripts/realdata_table.py $(REALDATA_SETS)
 
 serve: setup  ## The web app on http://127.0.0.1:7860 with CKPT (default: the demo's colorizer)
 	$(RUN)/onepunch serve --ckpt $(or $(CKPT),runs/demo/train-color/color.pt)

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from onepunch import pages  # noqa: E402
+from onepunch import pages, regions  # noqa: E402
 from onepunch.checkpoint import save_colorizer  # noqa: E402
 from onepunch.config import ColorizeConfig  # noqa: E402
 from onepunch.inference import PageColorizer, luma, transfer_detail  # noqa: E402
@@ -108,12 +108,27 @@ def measure(ckpt: Path, img, data: bytes, folder: Path, args, cuda: bool) -> dic
     grey = luma(img)
     work = c._work(grey)
     color = c.color_at_working_size([work])[0]
+    off = PageColorizer(ckpt, device=args.device, batch_size=args.batch, tile=args.tile, passes=args.tile_passes,
+                        regions="off")
+    shapes = regions.find(grey)
+    big = np.argsort(shapes.area * shapes.enclosed())[::-1][:20]  # the 20 largest enclosed regions, a click in each
+    ys, xs = [], []
+    for r in big:
+        yy, xx = np.nonzero(shapes.labels == r)
+        ys.append(int(yy[len(yy) // 2]))
+        xs.append(int(xx[len(xx) // 2]))
+    clicks20 = [{"x": x, "y": y, "color": [200, 60, 40]} for x, y in zip(xs, ys, strict=True)]
     r = {"working_size": c.working_size,
          "page_s": timed(lambda c=c: c.colorize(img), args.repeats, cuda),
          "net_s": timed(lambda c=c, w=work: c.color_at_working_size([w]), args.repeats, cuda),
          "transfer_s": timed(lambda g=grey, w=work, x=color: transfer_detail(g, w, x), args.repeats, False),
          "file_to_file_s": timed(lambda c=c: pages.encode_page(c.colorize(pages.read_page(data)), "png", 95),
-                                 args.repeats, cuda)}
+                                 args.repeats, cuda),
+         # The page steps added in 2026-12: pooling the net's colors per region (at the working size), and with a
+         # click in each of 20 shapes, the full-size shapes, their fill and the flats.
+         "pool_s": timed(lambda w=work, x=color: regions.pool(x, w), args.repeats, False),
+         "page_regions_off_s": timed(lambda: off.colorize(img), args.repeats, cuda),
+         "page_20_clicks_s": timed(lambda c=c: c.colorize(img, hints=clicks20), args.repeats, cuda)}
     if cuda:
         r["page_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
     if not args.no_folder:

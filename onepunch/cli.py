@@ -215,6 +215,10 @@ def to_scan(
     method: Annotated[str, typer.Option(help="ckpt (the generator) or xdog (no weights).")] = "ckpt",
     fmt: Annotated[str, typer.Option("--format", help="Output format: png, jpg or webp.")] = "png",
     max_side: Annotated[int, typer.Option(help="Downscale so the longer side is at most this (0: full size).")] = 0,
+    paper_level: Annotated[int, typer.Option(help="Generator scans: values at or above it become white (255: off).")]
+    = config.BuildPairsConfig.paper_level,
+    ink_level: Annotated[int, typer.Option(help="Generator scans: values at or below it become black (0: off).")]
+    = config.BuildPairsConfig.ink_level,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 4,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace files in --out that onepunch did not write.")] = False,
@@ -226,7 +230,7 @@ def to_scan(
     from onepunch.stages import colorize as stage
 
     summary = stage.to_scan(inputs, out, ckpt, method, fmt, device, batch_size, max_side,
-                            rank=rank_info(rank, world_size), overwrite=overwrite)
+                            rank=rank_info(rank, world_size), overwrite=overwrite, levels=(paper_level, ink_level))
     if summary.failed:
         raise typer.Exit(1)
 

@@ -225,6 +225,11 @@ class BuildPairsConfig:
     """Decode processes per rank (0: decode in this process)."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
+    paper_level: int = 180
+    """Generator scans: values at or above it become white paper (255 turns it off). Real line art is levelled, and
+    the generator's faint grey wash over paper otherwise costs SSIM against true ink on every real set (docs/realdata.md)."""
+    ink_level: int = 75
+    """Generator scans: values at or below it become black ink (0 turns it off)."""
     xdog_sigma: float = 1.0
     """XDoG: Gaussian sigma, pixels."""
     xdog_k: float = 1.6
@@ -242,8 +247,11 @@ class BuildPairsConfig:
         _check(self.method != "folder" or self.pairs_dir, "build_pairs.method = folder needs build_pairs.pairs_dir")
         _check(self.scan_format in ("png", "jpg"), f"build_pairs.scan_format must be png or jpg, got {self.scan_format!r}")
         _bounds(self, "build_pairs", jpeg_quality=(1, 100), batch_size=(1, None), workers=(0, 256),
+                paper_level=(1, 255), ink_level=(0, 254),
                 xdog_sigma=(0.1, 20.0), xdog_k=(1.01, 10.0), xdog_tau=(0.0, 1.0), xdog_phi=(0.0, None))
         _check(self.device in ("auto", "cpu", "cuda"), f"build_pairs.device must be auto, cpu or cuda, got {self.device!r}")
+        _check(self.ink_level < self.paper_level,
+               f"build_pairs.ink_level ({self.ink_level}) must be below paper_level ({self.paper_level})")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ MAX_PIXELS = 1 << 24
 class GeneratorScanner:
     """scan.pt's generator, batched: images of the same size share a batch, at full resolution."""
 
-    def __init__(self, ckpt_path: str, env: train.Env, batch_size: int):
+    def __init__(self, ckpt_path: str, env: train.Env, batch_size: int, levels: tuple[int, int] = (255, 0)):
         from onepunch.checkpoint import load_generator
 
         self.g, self.meta = load_generator(ckpt_path)
@@ -29,6 +29,7 @@ class GeneratorScanner:
         # channels_last (bf16, batch 256 at 256 px, H200; BENCHMARKS.md).
         self.g = self.g.to(env.device)
         self.env, self.batch_size = env, batch_size
+        self.paper, self.ink = levels  # (255, 0): the generator's values as they are
 
     @torch.inference_mode()
     def __call__(self, images: list[torch.Tensor]) -> list[np.ndarray]:
@@ -50,6 +51,8 @@ class GeneratorScanner:
                 with self.env.autocast():
                     y = self.g(x)
                 y = augment.to_uint8(y[:, 0, :h, :w]).cpu().numpy()
+                y[y >= self.paper] = 255
+                y[y <= self.ink] = 0
                 for j, i in enumerate(part):
                     out[i] = y[j]
         return out

@@ -142,6 +142,7 @@ class App:
         self.colorizer = colorizer
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self.lock = threading.Lock()  # one page through the net at a time: PageColorizer is not thread-safe
+        self.sessions_lock = threading.Lock()
 
     def open(self, files: list[tuple[str, bytes]]) -> tuple[str, Session]:
         """One page, one chapter, or several files (a folder's pages, in natural order of their names)."""
@@ -153,20 +154,22 @@ class App:
             names += n
             images += im
         sid = secrets.token_urlsafe(12)
-        self.sessions[sid] = Session(names, images)
-        # Room for the new session: the oldest go first, past the session count or the pixels all may hold.
-        while len(self.sessions) > MAX_SESSIONS or (len(self.sessions) > 1 and self.pixels() > TOTAL_PIXELS):
-            self.sessions.popitem(last=False)
-        return sid, self.sessions[sid]
+        with self.sessions_lock:  # requests run on a thread pool: one change of the sessions at a time
+            self.sessions[sid] = session = Session(names, images)
+            # Room for the new session: the oldest go first, past the session count or the pixels all may hold.
+            while len(self.sessions) > MAX_SESSIONS or (len(self.sessions) > 1 and self.pixels() > TOTAL_PIXELS):
+                self.sessions.popitem(last=False)
+        return sid, session
 
     def pixels(self) -> int:
         """Decoded pixels every session holds together."""
         return sum(s.pixels for s in self.sessions.values())
 
     def session(self, sid: str) -> Session:
-        if sid not in self.sessions:
+        s = self.sessions.get(sid)
+        if s is None:
             raise Bad("this page's session has expired: open the file again")
-        return self.sessions[sid]
+        return s
 
     def page(self, sid: str, i: int) -> Image.Image:
         s = self.session(sid)

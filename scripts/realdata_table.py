@@ -2,6 +2,7 @@
 realdata-table`: one table per set, scans then colors.
 
     python scripts/realdata_table.py fluent emojione openmoji iconpark
+    python scripts/realdata_table.py --summary    # README's one-row-a-set table
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-SCANS = [("generator", "scan generator (learned, `scan.pt`)"), ("xdog", "XDoG"), ("greyscale", "greyscale conversion"),
+SCANS = [("generator", "scan generator (learned, `scan.pt`, levelled)"),
+         ("generator_unlevelled", "the same without levels (`--paper-level 255 --ink-level 0`)"), ("xdog", "XDoG"), ("greyscale", "greyscale conversion"),
          ("white", "white page")]
 COLORS = [("colorizer", "colorizer trained on the generator's pairs (the method), automatic"),
           ("colorizer_clicks", "the same, one click per enclosed region"),
@@ -43,9 +45,27 @@ def table(name: str) -> str:
     return "\n".join(out)
 
 
-def main(sets: list[str]) -> None:
-    print("\n\n".join(table(s) for s in sets))
+def summary(sets: list[str]) -> str:
+    """One row a set: scans (learned vs XDoG), colors (the method vs the uncolored page and the XDoG-pairs colorizer),
+    and how many clicks are obeyed."""
+    out = ["| set | scans PSNR / SSIM: learned (XDoG) | colors PSNR / CIEDE2000: method (uncolored page; XDoG pairs) "
+           "| with one click a region | clicks within 5 |", "| --- | --- | --- | --- | --- |"]
+    for name in sets:
+        m = json.loads(Path(f"runs/realdata-{name}/eval/metrics.json").read_text())["sets"]
+        s, c = m["real_scans"]["metrics"], m["real"]["metrics"]
+        g, x = s["generator"], s["xdog"]
+        me, sc, xd, cl = c["colorizer"], c["scan"], c["xdog"], c["colorizer_clicks"]
+        out.append(f"| `{name}` | {g['psnr']:.2f} / {g['ssim']:.3f} ({x['psnr']:.2f} / {x['ssim']:.3f}) | "
+                   f"{me['psnr']:.2f} / {me['ciede2000']:.2f} ({sc['psnr']:.2f} / {sc['ciede2000']:.2f}; "
+                   f"{xd['psnr']:.2f} / {xd['ciede2000']:.2f}) | {cl['psnr']:.2f} / {cl['ciede2000']:.2f} | "
+                   f"{100 * cl['clicks_within']:.0f}% |")
+    return "\n".join(out)
+
+
+def main(args: list[str]) -> None:
+    sets = [a for a in args if not a.startswith("--")] or ["fluent", "emojione", "openmoji", "iconpark"]
+    print(summary(sets) if "--summary" in args else "\n\n".join(table(s) for s in sets))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["fluent", "emojione", "openmoji", "iconpark"])
+    main(sys.argv[1:])

@@ -17,6 +17,7 @@ from PIL import Image
 
 from onepunch import checkpoint, config
 from onepunch.dist import Rank
+from onepunch.errors import UserError
 from onepunch.models import cyclegan
 from onepunch.stages import build_pairs, shards
 from tests.conftest import REPO, cli, demo_tables, tree_digest, write_pipeline
@@ -181,3 +182,29 @@ def test_scanner_splits_a_batch_that_would_overflow_32_bit_indexing(tmp_path, mo
     chunked = small(images)
     assert calls == [2, 2, 1, 3]  # 5 big images in 3 forwards; the 3 small ones fit in one
     assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(whole, chunked, strict=True))
+
+
+def test_generator_scans_are_levelled_and_the_levels_are_part_of_the_pairs_settings(tmp_path):
+    """Paper at or above paper_level becomes white and ink at or below ink_level black; the rest is the generator's.
+    Other levels are other pairs (the settings differ), and XDoG pairs do not depend on them."""
+    from onepunch import scanners, train
+
+    ckpt = scan_pt(tmp_path / "scan.pt")
+    g = torch.Generator().manual_seed(1)
+    images = [torch.randint(0, 256, (3, 40, 52), dtype=torch.uint8, generator=g)]
+    env = train.setup("cpu")
+    raw = scanners.GeneratorScanner(str(ckpt), env, 8)(images)[0]
+    paper, ink = int(np.percentile(raw, 70)), int(np.percentile(raw, 30))
+    assert ink < paper
+    levelled = scanners.GeneratorScanner(str(ckpt), env, 8, levels=(paper, ink))(images)[0]
+    assert (levelled[raw >= paper] == 255).all() and (levelled[raw <= ink] == 0).all()
+    middle = (raw > ink) & (raw < paper)
+    assert middle.any() and np.array_equal(levelled[middle], raw[middle])
+
+    cfg = config.load(REPO / "pipelines" / "demo.toml")
+    other = dataclasses.replace(cfg, build_pairs=dataclasses.replace(cfg.build_pairs, paper_level=250))
+    assert build_pairs._settings(cfg)["levels"] == [180, 75] and build_pairs._settings(other) != build_pairs._settings(cfg)
+    xdog = [dataclasses.replace(c, build_pairs=dataclasses.replace(c.build_pairs, method="xdog")) for c in (cfg, other)]
+    assert build_pairs._settings(xdog[0]) == build_pairs._settings(xdog[1])
+    with pytest.raises(UserError, match="ink_level"):
+        dataclasses.replace(cfg.build_pairs, ink_level=200)

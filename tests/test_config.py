@@ -12,6 +12,15 @@ def test_shipped_pipelines_load(name):
     assert cfg.domains["scans"].mode == "L"
 
 
+def test_the_real_data_pipelines_load():
+    found = sorted((REPO / "pipelines" / "realdata").glob("*.toml"))
+    assert len(found) == 12  # four sets: the method, XDoG pairs, the oracle
+    for path in found:
+        cfg = config.load(path)
+        assert cfg.name == path.stem
+        assert cfg.eval.real_pairs or cfg.name.endswith(("-xdog", "-oracle"))  # each set's method is measured
+
+
 def _tables(**extra):
     t = {"": {"name": "x"}, "domains.scans": {"all_of": ["monochrome"]}, "domains.colors": {"none_of": ["monochrome"]}}
     for k, v in extra.items():

@@ -174,11 +174,12 @@ def test_eval_on_real_pairs_sets_every_colorizer_beside_the_baselines(tmp_path, 
     clicked = real["metrics"]["colorizer_clicks"]  # one click per enclosed region, each obeyed
     assert real["clicks"]["colorizer_clicks"] > 0 and clicked["clicks_within"] == 1.0 and clicked["click_de"] < 5
     assert real["metrics"]["scan"]["click_de"] > clicked["click_de"]  # the uncolored page is far from the clicks
-    assert scans["methods"] == ["generator", "xdog", "greyscale", "white"]
+    assert scans["methods"] == ["generator", "generator_unlevelled", "xdog", "greyscale", "white"]
     t = scans["metrics"]
+    assert t["generator"] != t["generator_unlevelled"]  # the levels change the scans
     assert t["xdog"]["psnr"] > t["white"]["psnr"]  # the true ink has lines a white page lacks
     html = Path(m["outputs"]["report"]["path"]).read_text()
-    assert "color | generator | xdog | true scan" in html
+    assert "color | generator | generator_unlevelled | xdog | true scan" in html
     assert "scan | colorizer | oracle | colorizer_clicks | colorizer_clicks_fills | truth | mean_color" in html
     assert evaluate.state(cfg) == "done"
     (tmp_path / "real" / "color" / "d1.png").unlink()  # the real pairs changed: stale

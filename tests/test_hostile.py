@@ -171,6 +171,8 @@ def test_to_scan_and_colorize_options_are_validated(tmp_path, color_pt):  # faul
     Image.fromarray(line_page(1, 64, 64)).convert("RGB").save(tmp_path / "c.png")
     r = cli("to-scan", str(tmp_path / "c.png"), "--method", "xdog", "--max-side", "-5", "--out", str(tmp_path / "o"))
     one_line_error(r, 2, "--max-side")
+    r = cli("to-scan", str(tmp_path / "c.png"), "--method", "xdog", "--ink-level", "200", "--out", str(tmp_path / "o"))
+    one_line_error(r, 2, "--ink-level must be below --paper-level")
     r = cli("colorize", str(tmp_path / "c.png"), "--ckpt", str(color_pt), "--quality", "0", "--out",
                 str(tmp_path / "o"))
     one_line_error(r, 2, "colorize.quality must be 1..100")

@@ -86,6 +86,7 @@ def _settings(cfg: PipelineConfig) -> dict:
     if b.method == "ckpt":
         # "auto" resolved as the run resolves it; an explicit device taken as written (status must not fail on it)
         s["device"] = device_type(b.device)
+        s["levels"] = [b.paper_level, b.ink_level]
     if b.scan_format == "jpg":
         s["jpeg_quality"] = b.jpeg_quality
     if b.method == "xdog":
@@ -252,7 +253,7 @@ def _scanner(cfg: PipelineConfig, inputs: dict, env: train.Env):
     b = cfg.build_pairs
     if b.method == "xdog":
         return scanners.XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)
-    return scanners.GeneratorScanner(inputs["ckpt"], env, b.batch_size)
+    return scanners.GeneratorScanner(inputs["ckpt"], env, b.batch_size, levels=(b.paper_level, b.ink_level))
 
 
 def _build(cfg: PipelineConfig, inputs: dict, mine: list[tuple[int, dict]], env: train.Env, log) -> int:

@@ -147,14 +147,17 @@ def report(s: pages.Summary, out: Path, log, verb: str) -> None:
 
 def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: str, device: str,
             batch_size: int, max_side: int, log=None, rank: Rank | None = None,
-            overwrite: bool = False) -> pages.Summary:
-    """Color -> scan with scan.pt's generator (or XDoG) at full resolution, or with the longer side cut to max_side."""
+            overwrite: bool = False, levels: tuple[int, int] = (255, 0)) -> pages.Summary:
+    """Color -> scan with scan.pt's generator (or XDoG) at full resolution, or with the longer side cut to max_side.
+    Generator scans are levelled: at or above levels[0] white, at or below levels[1] black."""
     from onepunch.scanners import GeneratorScanner, XDoGScanner
 
     if max_side != 0 and not 16 <= max_side <= 16384:
         raise UserError(f"--max-side must be 0 (full size) or 16..16384, got {max_side}")
     if not 1 <= batch_size <= 1024:
         raise UserError(f"--batch-size must be 1..1024, got {batch_size}")
+    if not 0 <= levels[1] < levels[0] <= 255:
+        raise UserError(f"--ink-level must be below --paper-level, both 0..255; got {levels[1]} and {levels[0]}")
     log = log or console()
     jobs, record = split(pages.discover(inputs, out, fmt), out, "to-scan", rank)
     if method == "ckpt":
@@ -162,7 +165,8 @@ def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: 
             raise UserError("to-scan needs --ckpt scan.pt (or --method xdog)")
         from onepunch.devices import pick_device
         env = train.Env(pick_device(device), rank or Rank())
-        scanner, settings = GeneratorScanner(str(ckpt), env, batch_size), {"ckpt_sha256": sha256_file(ckpt)}
+        scanner = GeneratorScanner(str(ckpt), env, batch_size, levels=levels)
+        settings = {"ckpt_sha256": sha256_file(ckpt), "levels": list(levels)}
     elif method == "xdog":
         scanner, settings = XDoGScanner(), {"xdog": True}
     else:

@@ -101,6 +101,10 @@ def _settings(cfg: PipelineConfig) -> dict:
     e = cfg.eval.__dict__.copy()
     for k in ("ckpt", "device"):
         e.pop(k)
+    if e["real_pairs"]:  # the real set's scans are made with build-pairs' scanner settings
+        b = cfg.build_pairs
+        e["scanners"] = {"levels": [b.paper_level, b.ink_level],
+                         "xdog": [b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi]}
     return e
 
 
@@ -392,8 +396,12 @@ def run(cfg: PipelineConfig) -> dict:
         b = cfg.build_pairs
         methods = {"xdog": scanners.XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)}
         if (scan_ckpt := scan_ckpt_path(cfg)) is not None:
-            methods = {"generator": scanners.GeneratorScanner(str(scan_ckpt), train.Env(c.device, Rank()), 8),
-                       **methods}
+            env = train.Env(c.device, Rank())
+            levelled = scanners.GeneratorScanner(str(scan_ckpt), env, 8, levels=(b.paper_level, b.ink_level))
+            # and without the levels, so that what they gain is measured with them
+            plain = {"generator_unlevelled": scanners.GeneratorScanner(str(scan_ckpt), env, 8)} \
+                if (b.paper_level, b.ink_level) != (255, 0) else {}
+            methods = {"generator": levelled, **plain, **methods}
         outs = _scan_outputs(methods, real, log)
         add("real_scans", real, outs, {"description": f"true colors -> scans vs the true ink, {ec.real_pairs}",
                                        "kind": "scan", "methods": list(outs),
