@@ -227,10 +227,10 @@ def to_scan(
 ):
     """Turn colored illustrations into line-art scans with the train-scan generator (or XDoG)."""
     from onepunch.dist import rank_info
-    from onepunch.stages import colorize as stage
+    from onepunch.scanners import to_scan as run
 
-    summary = stage.to_scan(inputs, out, ckpt, method, fmt, device, batch_size, max_side,
-                            rank=rank_info(rank, world_size), overwrite=overwrite, levels=(paper_level, ink_level))
+    summary = run(inputs, out, ckpt, method, fmt, device, batch_size, max_side,
+              rank=rank_info(rank, world_size), overwrite=overwrite, levels=(paper_level, ink_level))
     if summary.failed:
         raise typer.Exit(1)
 

@@ -29,6 +29,7 @@ from PIL import Image
 
 from onepunch import imageio
 from onepunch.config import digest
+from onepunch.dist import Rank
 from onepunch.errors import UserError
 from onepunch.manifest import AtomicFile, atomic_write, exclusive, read_json, sha256_file, write_json
 from onepunch.ui import progress
@@ -466,3 +467,27 @@ def _run(jobs, process, *, fmt, quality, batch_size, record, settings, log, what
     if todo:
         save()
     return summary
+
+
+def split(jobs: list[Job], out: Path, name: str, rank: Rank | None) -> tuple[list[Job], Path]:
+    """This rank's inputs (every world-th, no communication needed) and its own record file."""
+    rank = rank or Rank()
+    if rank.world == 1:
+        return jobs, out / f".onepunch-{name}.json"
+    return [j for i, j in enumerate(jobs) if rank.owns(i)], out / f".onepunch-{name}.rank{rank.rank}-of-{rank.world}.json"
+
+
+def report(s: Summary, out: Path, log, verb: str) -> None:
+    """The one-line end of a run over pages, then each failure."""
+    rate = s.done / s.seconds if s.seconds else 0.0
+    parts = [f"{s.done} page(s) {verb} ({rate:.2f} pages/s)"]
+    if s.kept:
+        parts.append(f"{s.kept} already in color, left alone (--force colorizes them; in chapters they are kept "
+                     "as they are)")
+    if s.up_to_date:
+        parts.append(f"{s.up_to_date} input(s) up to date")
+    if s.failed:
+        parts.append(f"[red]{len(s.failed)} failed[/]")
+    log.print(f"[green]done[/]: {'; '.join(parts)} -> {out}")
+    for page, reason in s.failed:
+        log.print(f"  [red]failed[/] {page}: {reason}")

@@ -1,18 +1,25 @@
-"""Color -> scan converters used by build-pairs (and later `to-scan`): the trained generator, or XDoG.
+"""Color -> scan converters used by build-pairs, eval and `to-scan`: the trained generator, or XDoG; and `to_scan`,
+which runs one over users' pages.
 
-Both take a list of uint8 (3, H, W) color images of any sizes and return uint8 (H, W) scans (white paper, dark lines).
+Both converters take a list of uint8 (3, H, W) color images of any sizes and return uint8 (H, W) scans (white paper, dark lines).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
-from onepunch import augment, train
+from onepunch import augment, imageio, pages, train
+from onepunch.dist import Rank
+from onepunch.errors import UserError
+from onepunch.manifest import sha256_file
 from onepunch.models import cyclegan
+from onepunch.ui import console
 
 MAX_PIXELS = 1 << 24
 """Image pixels in one forward of the generator (16 M: 256 images at 256 px, 64 at 512)."""
@@ -75,3 +82,42 @@ class XDoGScanner:
 
     def __call__(self, images: list[torch.Tensor]) -> list[np.ndarray]:
         return [self.one(img) for img in images]
+
+
+def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: str, device: str,
+            batch_size: int, max_side: int, log=None, rank: Rank | None = None,
+            overwrite: bool = False, levels: tuple[int, int] = (255, 0)) -> pages.Summary:
+    """Color -> scan with scan.pt's generator (or XDoG) at full resolution, or with the longer side cut to max_side.
+    Generator scans are levelled: at or above levels[0] white, at or below levels[1] black."""
+    if max_side != 0 and not 16 <= max_side <= 16384:
+        raise UserError(f"--max-side must be 0 (full size) or 16..16384, got {max_side}")
+    if not 1 <= batch_size <= 1024:
+        raise UserError(f"--batch-size must be 1..1024, got {batch_size}")
+    if not 0 <= levels[1] < levels[0] <= 255:
+        raise UserError(f"--ink-level must be below --paper-level, both 0..255; got {levels[1]} and {levels[0]}")
+    log = log or console()
+    jobs, record = pages.split(pages.discover(inputs, out, fmt), out, "to-scan", rank)
+    if method == "ckpt":
+        if ckpt is None:
+            raise UserError("to-scan needs --ckpt scan.pt (or --method xdog)")
+        from onepunch.devices import pick_device
+        env = train.Env(pick_device(device), rank or Rank())
+        scanner = GeneratorScanner(str(ckpt), env, batch_size, levels=levels)
+        settings = {"ckpt_sha256": sha256_file(ckpt), "levels": list(levels)}
+    elif method == "xdog":
+        scanner, settings = XDoGScanner(), {"xdog": True}
+    else:
+        raise UserError(f"--method must be ckpt or xdog, not {method!r}")
+
+    def process(imgs: list[Image.Image], names: list[str]) -> list[Image.Image]:
+        rgb = [imageio.to_mode(im, "RGB") for im in imgs]
+        rgb = [imageio.resize_max(im, max_side) if max_side and max(im.size) > max_side else im for im in rgb]
+        tensors = [torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in rgb]
+        return [Image.fromarray(s, "L") for s in scanner(tensors)]
+
+    summary = pages.run(jobs, process, fmt=fmt, quality=95, batch_size=batch_size,
+                        record=record,
+                        settings={**settings, "max_side": max_side, "format": fmt}, log=log, what="to-scan",
+                        overwrite=overwrite)
+    pages.report(summary, out, log, "converted")
+    return summary

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from onepunch import PageColorizer, metrics, pages
+from onepunch import PageColorizer, metrics, pages, scanners
 from onepunch.config import ColorizeConfig
 from onepunch.errors import UserError
 from onepunch.inference import _ramp, _starts, colorfulness, luma, transfer_color, transfer_detail
@@ -266,7 +266,7 @@ def test_to_scan_with_the_generator_and_with_xdog(tmp_path):
     assert r.returncode == 0, r.stderr
     out = Image.open(tmp_path / "s" / "color.png")
     assert out.mode == "L" and out.size == (150, 110)
-    s = stage.to_scan([tmp_path / "color.png"], tmp_path / "x", None, "xdog", "png", "cpu", 2, 64)
+    s = scanners.to_scan([tmp_path / "color.png"], tmp_path / "x", None, "xdog", "png", "cpu", 2, 64)
     assert s.done == 1 and Image.open(tmp_path / "x" / "color.png").size == (64, 47)
     r = cli("to-scan", str(tmp_path / "color.png"), "--out", str(tmp_path / "s2"))
     assert r.returncode == 2 and "--ckpt" in r.stderr

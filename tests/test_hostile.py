@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from onepunch import config, pages, sample
+from onepunch import config, pages, sample, scanners
 from onepunch import inference as api
 from onepunch.errors import UserError
 from onepunch.manifest import AtomicFile, atomic_write
@@ -123,7 +123,7 @@ def test_to_scan_over_the_corpus_rejects_what_is_bad_and_converts_the_rest(tmp_p
     with zipfile.ZipFile(corpus / "names.cbz", "w") as z:
         z.writestr("../up.png", png(Image.fromarray(line_page(3, 50, 40)).convert("RGB")))
         z.writestr("/root.png", png(Image.fromarray(line_page(4, 50, 40)).convert("RGB")))
-    s = stage.to_scan([corpus], tmp_path / "out", None, "xdog", "png", "cpu", 2, 0)
+    s = scanners.to_scan([corpus], tmp_path / "out", None, "xdog", "png", "cpu", 2, 0)
     reasons = {Path(p.split(":")[0]).name: r.split(":")[0] for p, r in s.failed}
     assert reasons == {"bomb.cbz": "archive_bomb", "text.png": "not_an_image", "cut.png": "truncated"}, reasons
     assert s.done == 3

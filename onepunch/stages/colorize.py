@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from onepunch import imageio, pages
@@ -89,14 +88,6 @@ def steering(cc: ColorizeConfig) -> tuple:
     return page_hints, palette
 
 
-def split(jobs: list[pages.Job], out: Path, name: str, rank: Rank | None) -> tuple[list[pages.Job], Path]:
-    """This rank's inputs (every world-th, no communication needed) and its own record file."""
-    rank = rank or Rank()
-    if rank.world == 1:
-        return jobs, out / f".onepunch-{name}.json"
-    return [j for i, j in enumerate(jobs) if rank.owns(i)], out / f".onepunch-{name}.rank{rank.rank}-of-{rank.world}.json"
-
-
 def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, record: Path | None = None,
              log=None, rank: Rank | None = None, overwrite: bool = False) -> pages.Summary:
     """Colorize every page of `inputs` (this rank's share of them) into `out`; returns the summary (failures
@@ -106,7 +97,7 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
 
     log = log or console()
     every = pages.discover(inputs, out, cc.format)
-    jobs, own_record = split(every, out, "colorize", rank)
+    jobs, own_record = pages.split(every, out, "colorize", rank)
     c = PageColorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
                       batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer, chroma=cc.chroma,
                       passes=cc.tile_passes, backend=cc.backend, lettering=cc.lettering,
@@ -126,63 +117,7 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
                         quality=cc.quality, batch_size=cc.batch_size,
                         record=record or own_record,
                         settings=_settings(cc, ckpt), log=log, what="colorize", overwrite=overwrite)
-    report(summary, out, log, "colored")
-    return summary
-
-
-def report(s: pages.Summary, out: Path, log, verb: str) -> None:
-    rate = s.done / s.seconds if s.seconds else 0.0
-    parts = [f"{s.done} page(s) {verb} ({rate:.2f} pages/s)"]
-    if s.kept:
-        parts.append(f"{s.kept} already in color, left alone (--force colorizes them; in chapters they are kept "
-                     "as they are)")
-    if s.up_to_date:
-        parts.append(f"{s.up_to_date} input(s) up to date")
-    if s.failed:
-        parts.append(f"[red]{len(s.failed)} failed[/]")
-    log.print(f"[green]done[/]: {'; '.join(parts)} -> {out}")
-    for page, reason in s.failed:
-        log.print(f"  [red]failed[/] {page}: {reason}")
-
-
-def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: str, device: str,
-            batch_size: int, max_side: int, log=None, rank: Rank | None = None,
-            overwrite: bool = False, levels: tuple[int, int] = (255, 0)) -> pages.Summary:
-    """Color -> scan with scan.pt's generator (or XDoG) at full resolution, or with the longer side cut to max_side.
-    Generator scans are levelled: at or above levels[0] white, at or below levels[1] black."""
-    from onepunch.scanners import GeneratorScanner, XDoGScanner
-
-    if max_side != 0 and not 16 <= max_side <= 16384:
-        raise UserError(f"--max-side must be 0 (full size) or 16..16384, got {max_side}")
-    if not 1 <= batch_size <= 1024:
-        raise UserError(f"--batch-size must be 1..1024, got {batch_size}")
-    if not 0 <= levels[1] < levels[0] <= 255:
-        raise UserError(f"--ink-level must be below --paper-level, both 0..255; got {levels[1]} and {levels[0]}")
-    log = log or console()
-    jobs, record = split(pages.discover(inputs, out, fmt), out, "to-scan", rank)
-    if method == "ckpt":
-        if ckpt is None:
-            raise UserError("to-scan needs --ckpt scan.pt (or --method xdog)")
-        from onepunch.devices import pick_device
-        env = train.Env(pick_device(device), rank or Rank())
-        scanner = GeneratorScanner(str(ckpt), env, batch_size, levels=levels)
-        settings = {"ckpt_sha256": sha256_file(ckpt), "levels": list(levels)}
-    elif method == "xdog":
-        scanner, settings = XDoGScanner(), {"xdog": True}
-    else:
-        raise UserError(f"--method must be ckpt or xdog, not {method!r}")
-
-    def process(imgs: list[Image.Image], names: list[str]) -> list[Image.Image]:
-        rgb = [imageio.to_mode(im, "RGB") for im in imgs]
-        rgb = [imageio.resize_max(im, max_side) if max_side and max(im.size) > max_side else im for im in rgb]
-        tensors = [torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in rgb]
-        return [Image.fromarray(s, "L") for s in scanner(tensors)]
-
-    summary = pages.run(jobs, process, fmt=fmt, quality=95, batch_size=batch_size,
-                        record=record,
-                        settings={**settings, "max_side": max_side, "format": fmt}, log=log, what="to-scan",
-                        overwrite=overwrite)
-    report(summary, out, log, "converted")
+    pages.report(summary, out, log, "colored")
     return summary
 
 
