@@ -25,6 +25,15 @@ MAX_PIXELS = 1 << 24
 """Image pixels in one forward of the generator (16 M: 256 images at 256 px, 64 at 512)."""
 
 
+def level(scans: np.ndarray, levels: tuple[int, int]) -> np.ndarray:
+    """Scans levelled in place as a scanned page is: at or above levels[0] white paper, at or below levels[1] black
+    ink, the rest as they are ((255, 0): unchanged)."""
+    paper, ink = levels
+    scans[scans >= paper] = 255
+    scans[scans <= ink] = 0
+    return scans
+
+
 class GeneratorScanner:
     """scan.pt's generator, batched: images of the same size share a batch, at full resolution."""
 
@@ -36,7 +45,7 @@ class GeneratorScanner:
         # channels_last (bf16, batch 256 at 256 px, H200; BENCHMARKS.md).
         self.g = self.g.to(env.device)
         self.env, self.batch_size = env, batch_size
-        self.paper, self.ink = levels  # (255, 0): the generator's values as they are
+        self.levels = levels  # (255, 0): the generator's values as they are
 
     @torch.inference_mode()
     def __call__(self, images: list[torch.Tensor]) -> list[np.ndarray]:
@@ -57,9 +66,7 @@ class GeneratorScanner:
                 x = cyclegan.pad_to_multiple(augment.to_unit(x), m)[0]
                 with self.env.autocast():
                     y = self.g(x)
-                y = augment.to_uint8(y[:, 0, :h, :w]).cpu().numpy()
-                y[y >= self.paper] = 255
-                y[y <= self.ink] = 0
+                y = level(augment.to_uint8(y[:, 0, :h, :w]).cpu().numpy(), self.levels)
                 for j, i in enumerate(part):
                     out[i] = y[j]
         return out

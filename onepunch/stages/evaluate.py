@@ -396,13 +396,14 @@ def run(cfg: PipelineConfig) -> dict:
         b = cfg.build_pairs
         methods = {"xdog": scanners.XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)}
         if (scan_ckpt := scan_ckpt_path(cfg)) is not None:
-            env = train.Env(c.device, Rank())
-            levelled = scanners.GeneratorScanner(str(scan_ckpt), env, 8, levels=(b.paper_level, b.ink_level))
-            # and without the levels, so that what they gain is measured with them
-            plain = {"generator_unlevelled": scanners.GeneratorScanner(str(scan_ckpt), env, 8)} \
-                if (b.paper_level, b.ink_level) != (255, 0) else {}
-            methods = {"generator": levelled, **plain, **methods}
+            methods = {"generator": scanners.GeneratorScanner(str(scan_ckpt), train.Env(c.device, Rank()), 8),
+                       **methods}
         outs = _scan_outputs(methods, real, log)
+        levels = (b.paper_level, b.ink_level)
+        if "generator" in outs and levels != (255, 0):  # levelled as build-pairs levels them, and without, beside it
+            plain = outs.pop("generator")
+            outs = {"generator": [scanners.level(s.copy(), levels) for s in plain], "generator_unlevelled": plain,
+                    **outs}
         add("real_scans", real, outs, {"description": f"true colors -> scans vs the true ink, {ec.real_pairs}",
                                        "kind": "scan", "methods": list(outs),
                                        "competitors": [m for m in outs if m != "greyscale"],
