@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_shards import OUT, make_source, pipeline_file  # noqa: E402
 
-from onepunch import checkpoint, config, data, train  # noqa: E402
+from onepunch import checkpoint, config, data, pipeline, train  # noqa: E402
 from onepunch.models import cyclegan  # noqa: E402
 from onepunch.scanners import GeneratorScanner, XDoGScanner  # noqa: E402
 from onepunch.stages import build_pairs, shards  # noqa: E402
@@ -55,7 +55,7 @@ def main():
         path.write_text(text.replace("val_fraction = 0.0", "val_fraction = 0.0\n"))
         cfg = config.load(path)
         shards.run(cfg)
-        sm = json.loads(shards.manifest_path(cfg).read_text())
+        sm = json.loads(pipeline.manifest_path(cfg, "shards").read_text())
         imgs = [x for _, x in data.first_samples(data.shard_list(sm, "colors", "train"), args.images, ("jpg", "RGB"))]
         for method in ("ckpt", "xdog"):
             scanner = GeneratorScanner(str(ckpt), env, args.batch) if method == "ckpt" else XDoGScanner()
@@ -66,8 +66,8 @@ def main():
             t = time.perf_counter()
             scanner(imgs)
             alone = len(imgs) / (time.perf_counter() - t)
-            shutil.rmtree(build_pairs.out_root(cfg), ignore_errors=True)
-            build_pairs.manifest_path(cfg).unlink(missing_ok=True)
+            shutil.rmtree(pipeline.out_dir(cfg, "build-pairs"), ignore_errors=True)
+            pipeline.manifest_path(cfg, "build-pairs").unlink(missing_ok=True)
             run_cfg = config.load(path, {"build_pairs.method": method})
             t = time.perf_counter()
             build_pairs.run(run_cfg)

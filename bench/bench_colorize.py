@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from onepunch import pages, regions  # noqa: E402
 from onepunch.checkpoint import save_colorizer  # noqa: E402
 from onepunch.config import ColorizeConfig  # noqa: E402
-from onepunch.inference import PageColorizer, luma, transfer_detail  # noqa: E402
+from onepunch.inference import PageColorizer, luma  # noqa: E402
 from onepunch.models import colorizer  # noqa: E402
 from onepunch.sample import draw_page  # noqa: E402
 from onepunch.stages import colorize as stage  # noqa: E402
+from onepunch.transfer import transfer_detail  # noqa: E402
 from onepunch.ui import console  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "colorize"
@@ -101,14 +102,14 @@ def main():
 
 def measure(ckpt: Path, img, data: bytes, folder: Path, args, cuda: bool) -> dict:
     """Latencies and folder throughput of one model file (a color.pt, or a .onnx: onnxruntime)."""
-    c = PageColorizer(ckpt, device=args.device, batch_size=args.batch, tile=args.tile, passes=args.tile_passes)
+    c = PageColorizer(ckpt, device=args.device, batch_size=args.batch, tile=args.tile, tile_passes=args.tile_passes)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     c.colorize(img)  # warm-up (cuDNN autotune, allocator)
     grey = luma(img)
     work = c._work(grey)
     color = c.color_at_working_size([work])[0]
-    off = PageColorizer(ckpt, device=args.device, batch_size=args.batch, tile=args.tile, passes=args.tile_passes,
+    off = PageColorizer(ckpt, device=args.device, batch_size=args.batch, tile=args.tile, tile_passes=args.tile_passes,
                         regions="off")
     shapes = regions.find(grey)
     big = np.argsort(shapes.area * shapes.enclosed())[::-1][:20]  # the 20 largest enclosed regions, a click in each

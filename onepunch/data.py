@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from onepunch import augment
+from onepunch import augment, imageio
 from onepunch.dist import Rank
 from onepunch.errors import UserError
 
@@ -255,6 +255,24 @@ def unblock(stream):
         views = torch.split(flat, [s[0] * s[1] * s[2] for s in shapes])
         for sample, view, shape in zip(block, views, shapes, strict=True):
             yield *sample, view.view(shape)
+
+
+def mean_color(shards: list[tuple[str, int]], color_ext: str, n: int = 64) -> torch.Tensor:
+    """Mean RGB in [0, 1] of the first n colors of a shard list (the 'mean training color' baseline)."""
+    colors = [c for _, c in first_samples(shards, n, (color_ext, "RGB"))]
+    return sum((c.float().mean((1, 2)) / 255 for c in colors), torch.zeros(3)) / max(1, len(colors))
+
+
+def load_truth(path: Path, size: tuple[int, int]) -> torch.Tensor | None:
+    """True line art at the size (w, h) of the shard's colored image: (1, 1, H, W) in [0, 1]; None when there is
+    none. (Resizing straight to the size: the shards stage's DCT-scaled decode can round a side 1 px differently from
+    resizing the original.)"""
+    if not path.is_file():
+        return None
+    img = Image.open(path).convert("L")
+    if img.size != size:
+        img = imageio.resize_to(img, size)
+    return torch.from_numpy(np.asarray(img).copy()).float().div(255)[None, None]
 
 
 def first_samples(shards: list[tuple[str, int]], n: int, *members: tuple[str, str]) -> list[tuple]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from onepunch.config import DEVICES
 from onepunch.errors import UserError
 
 _GPU_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL
@@ -33,8 +34,8 @@ def pick_device(device: str):
 
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("device cuda requested, but no CUDA device is available (use auto or cpu)")
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"device must be auto, cpu or cuda, not {device!r}")
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise UserError(f"`device` must be {', '.join(DEVICES)}, not {device!r}")
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        "cpu" if device == "auto" else device)
     if dev.type == "cuda" and dev.index is None and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per rank

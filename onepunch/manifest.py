@@ -132,19 +132,6 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def judge(manifest: str | Path, inputs_fn, is_current) -> str:
-    """A stage's state for `onepunch status`: missing (no manifest), stale (inputs unavailable, or
-    is_current(manifest, inputs) is false) or done."""
-    m = read_json(manifest)
-    if m is None:
-        return "missing"
-    try:
-        inputs = inputs_fn()
-    except UserError:
-        return "stale"
-    return "done" if is_current(m, inputs) else "stale"
-
-
 @contextmanager
 def exclusive(lock_path: str | Path, what: str, wait: bool = False):
     """Hold an exclusive lock for the duration: a second run on the same outputs is refused, or with `wait` waits

@@ -20,7 +20,7 @@ import time
 import zipfile
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from onepunch import imageio
-from onepunch.config import digest
+from onepunch.config import FORMATS, digest
 from onepunch.dist import Rank
 from onepunch.errors import UserError
 from onepunch.manifest import AtomicFile, atomic_write, exclusive, read_json, sha256_file, write_json
@@ -36,7 +36,6 @@ from onepunch.ui import progress
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 ARCHIVE_EXTS = {".cbz", ".zip"}
-FORMATS = ("png", "jpg", "webp")
 MAX_PIXELS = 250_000_000  # a 15,000 x 15,000 spread is fine; a decompression bomb is not
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # Chapter limits, checked from the archive's directory before any member is read: a 2.7 MB zip can declare
@@ -72,14 +71,14 @@ def is_page(name: str) -> bool:
 
 def discover(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
     """Jobs for files, folders (recursive) and archives; UserError on a missing input, an unknown file type, an
-    --out that is a file or holds an input folder, inputs with no page in them, two inputs writing the same output,
+    `out` that is a file or holds an input folder, inputs with no page in them, two inputs writing the same output,
     or an output that would land on an input."""
     if fmt not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise UserError(f"`format` must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if not inputs:
         raise UserError("no inputs: give image files, folders or .cbz/.zip chapters")
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file: give a folder (it is created if missing)")
+        raise UserError(f"`out` {out} is a file: give a folder (it is created if missing)")
     out = out.resolve()
     jobs: list[Job] = []
 
@@ -97,8 +96,8 @@ def discover(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
         if p.is_dir():
             root = p.resolve()
             if root.is_relative_to(out):
-                raise UserError(f"--out {out} holds the input folder {p}: outputs would land among the inputs; "
-                                "choose an --out outside it")
+                raise UserError(f"`out` {out} holds the input folder {p}: outputs would land among the inputs; "
+                                "choose an `out` outside it")
             files = [f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")
                      and f.suffix.lower() in IMAGE_EXTS | ARCHIVE_EXTS and not f.resolve().is_relative_to(out)]
             for f in sorted(files, key=lambda f: natural_key(str(f.relative_to(root)))):
@@ -114,7 +113,7 @@ def discover(inputs: list[Path], out: Path, fmt: str) -> list[Job]:
     seen: dict[Path, Path] = {}
     for j in jobs:
         if j.out in sources:
-            raise UserError(f"output {j.out} would overwrite an input: choose another --out")
+            raise UserError(f"output {j.out} would overwrite an input: choose another `out`")
         if j.out in seen:
             raise UserError(f"{seen[j.out]} and {j.source} would both write {j.out}: colorize them separately")
         seen[j.out] = j.source
@@ -290,19 +289,29 @@ def check_clobber(jobs: list[Job], record: Path, overwrite: bool) -> None:
     mine = ours(record)
     for j in jobs:
         if j.out.exists() and str(j.out) not in mine:
-            raise UserError(f"{j.out} exists and was not written by onepunch: choose another --out, or pass "
-                            "--overwrite to replace it")
+            raise UserError(f"{j.out} exists and was not written by onepunch: choose another `out`, or set "
+                            "`overwrite` to replace it")
 
 
 def _pixels(futures) -> int:
     """Decoded pixels held by the finished page loads among `futures`."""
     n = 0
     for f in futures:
-        if f.done() and not f.exception():
-            kind, payload = f.result()
-            if kind == "page":
-                n += payload[1].width * payload[1].height
+        if f.done() and not f.exception() and (img := f.result().image) is not None:
+            n += img.width * img.height
     return n
+
+
+def is_current(job: Job, entry: dict | None, input_sha256: str) -> bool:
+    """A record's entry still stands for its job: the same input, not failed, and its output intact (or the page
+    kept as it was, already in color). The one rule for a rerun's skips and for `onepunch status`."""
+    return bool(entry) and not entry.get("failed") and entry["input_sha256"] == input_sha256 and bool(
+        entry.get("kept") or (job.out.is_file() and sha256_file(job.out) == entry["output_sha256"]))
+
+
+def up_to_date(jobs: list[Job], outputs: dict) -> bool:
+    """Every job is current in a record's outputs (nothing for a rerun to do)."""
+    return all(is_current(j, outputs.get(str(j.source)), sha256_file(j.source)) for j in jobs)
 
 
 def run(jobs: list[Job], process: Callable[[list[Image.Image], list[str]], list[Image.Image | None]], *, fmt: str,
@@ -319,152 +328,173 @@ def run(jobs: list[Job], process: Callable[[list[Image.Image], list[str]], list[
                     log=log, what=what, threads=threads, overwrite=overwrite)
 
 
+@dataclass
+class Plan:
+    """What a run over pages has to do (the up-to-date rule of `is_current`, applied once per input)."""
+    todo: list[tuple[Job, str]]  # jobs whose outputs are not current, with their inputs' sha256
+    done: dict  # the record's entries that stand
+    owned: set[str]  # every output written before, under any settings: still ours after this run
+    up_to_date: int
+
+
+def plan(jobs: list[Job], record: Path, settings_hash: str) -> Plan:
+    old = read_json(record) or {}
+    done = dict(old.get("outputs", {})) if old.get("settings_hash") == settings_hash else {}
+    todo, current = [], 0
+    for job in jobs:
+        sha = sha256_file(job.source)
+        if is_current(job, done.get(str(job.source)), sha):
+            current += 1
+        else:
+            done.pop(str(job.source), None)
+            todo.append((job, sha))
+    return Plan(todo, done, _written(old), current)
+
+
+@dataclass
+class Page:
+    """One page, or one other member of a chapter, on its way through a run."""
+    job: int  # its job's index in the plan's todo
+    member: str | None  # its name in a chapter; None for a file
+    data: bytes = b""  # its bytes as read: a chapter keeps them where no new page replaces them
+    image: Image.Image | None = None  # decoded (pages only), until the processor has seen it
+    error: str = ""  # why it failed: read, decode or process
+    kept: bool = False  # the processor declined it (already in color)
+    encoded: Future | None = None  # the processor's page, being encoded
+
+    @property
+    def passes_through(self) -> bool:
+        """A chapter member that is not a page (ComicInfo.xml), read fine: copied, not counted."""
+        return self.member is not None and not is_page(self.member) and not self.error
+
+
+def _load(k: int, job: Job, member: str | None, archive: zipfile.ZipFile | None) -> Page:
+    p = Page(k, member)
+    try:
+        p.data = read_member(archive, member) if member is not None else job.source.read_bytes()
+        if member is None or is_page(member):
+            p.image = read_page(p.data)
+    except imageio.Reject as e:
+        p.error = str(e)
+    except Exception as e:  # one bad page must not stop the others
+        p.error = f"{type(e).__name__}: {e}"
+    return p
+
+
 def _run(jobs, process, *, fmt, quality, batch_size, record, settings, log, what, threads, overwrite) -> Summary:
     t0 = time.perf_counter()
-    summary = Summary()
     check_clobber(jobs, record, overwrite)
     settings_hash = digest(settings)
-    old = read_json(record) or {}
-    owned = _written(old)  # every output written before, under any settings: still ours after this run
-    done: dict = old.get("outputs", {}) if old.get("settings_hash") == settings_hash else {}
-    todo: list[tuple[Job, str]] = []
-    for job in jobs:
-        key = str(job.source)
-        entry = done.get(key)
-        sha = sha256_file(job.source)
-        if entry and not entry.get("failed") and entry["input_sha256"] == sha and (
-                entry.get("kept") or (job.out.is_file() and sha256_file(job.out) == entry["output_sha256"])):
-            summary.up_to_date += 1
-            continue
-        done.pop(key, None)
-        todo.append((job, sha))
+    todo = plan(jobs, record, settings_hash)
+    summary, done = Summary(up_to_date=todo.up_to_date), todo.done
 
-    # Flatten to pages: (job index, member name or None for a file).
-    pages: list[tuple[int, str | None]] = []
+    # Open the chapters and flatten to (job index, member name or None for a file).
+    items: list[tuple[int, str | None]] = []
     archives: dict[int, zipfile.ZipFile] = {}
-    for k, (job, _) in enumerate(todo):
-        if job.archive:
-            try:
-                zf = zipfile.ZipFile(job.source)
-                check_archive(zf)
-                names = [i.filename for i in zf.infolist() if not i.is_dir()]
-            except (zipfile.BadZipFile, OSError) as e:
-                summary.failed.append((str(job.source), f"not a readable zip: {e}"))
-                continue
-            except imageio.Reject as e:
-                zf.close()
-                summary.failed.append((str(job.source), str(e)))
-                log.print(f"[red]failed[/] {job.source}: {e}")
-                continue
-            archives[k] = zf
-            job.members = sorted(dict.fromkeys(names), key=natural_key)  # a repeated name is read once
-            pages += [(k, m) for m in job.members]
-        else:
-            pages.append((k, None))
-
-    def load(k: int, member: str | None):
-        job = todo[k][0]
-        data = b""
+    for k, (job, _) in enumerate(todo.todo):
+        if not job.archive:
+            items.append((k, None))
+            continue
         try:
-            if member is not None and not is_page(member):
-                return "copy", read_member(archives[k], member)
-            data = read_member(archives[k], member) if member is not None else job.source.read_bytes()
-            return "page", (data, read_page(data))
+            zf = zipfile.ZipFile(job.source)
+            check_archive(zf)
+            names = [i.filename for i in zf.infolist() if not i.is_dir()]
+        except (zipfile.BadZipFile, OSError) as e:
+            summary.failed.append((str(job.source), f"not a readable zip: {e}"))
+            continue
         except imageio.Reject as e:
-            return "failed", (data, str(e))
-        except Exception as e:  # one bad page must not stop the others
-            return "failed", (data, f"{type(e).__name__}: {e}")
+            zf.close()
+            summary.failed.append((str(job.source), str(e)))
+            log.print(f"[red]failed[/] {job.source}: {e}")
+            continue
+        archives[k] = zf
+        job.members = sorted(dict.fromkeys(names), key=natural_key)  # a repeated name is read once
+        items += [(k, m) for m in job.members]
 
     writers: dict[int, _Writer] = {}
     failed_jobs: set[int] = set()
-    remaining = {k: (len(todo[k][0].members) if todo[k][0].archive else 1) for k in {k for k, _ in pages}}
-
-    def finish_page(k: int) -> None:
-        remaining[k] -= 1
-        if remaining[k] == 0:
-            job, sha = todo[k]
-            w = writers.pop(k, None)
-            wrote = w is not None and w.close()
-            if wrote:  # a job with failed pages is recorded as ours but retried next run
-                done[str(job.source)] = {"input_sha256": sha, "output": str(job.out),
-                                         "output_sha256": sha256_file(job.out),
-                                         **({"failed": True} if k in failed_jobs else {})}
-            elif k in failed_jobs:
-                return
-            else:  # a single page left alone (already in color)
-                done[str(job.source)] = {"input_sha256": sha, "output": None, "kept": True}
-            save()
+    remaining = {k: (len(todo.todo[k][0].members) if todo.todo[k][0].archive else 1) for k in {k for k, _ in items}}
 
     def save() -> None:
         current = {e["output"] for e in done.values() if e.get("output")}
         write_json(record, {"settings": settings, "settings_hash": settings_hash, "outputs": done,
-                            "owned": sorted((owned | current) - current), "counts": summary.as_dict()})
+                            "owned": sorted((todo.owned | current) - current), "counts": summary.as_dict()})
 
     def writer(k: int) -> _Writer:
         if k not in writers:
-            writers[k] = _Writer(todo[k][0])
+            writers[k] = _Writer(todo.todo[k][0])
         return writers[k]
 
-    n_pages = sum(1 for k, m in pages if m is None or is_page(m))
+    def finish_job(k: int) -> None:
+        job, sha = todo.todo[k]
+        w = writers.pop(k, None)
+        if w is not None and w.close():  # a job with failed pages is recorded as ours but retried next run
+            done[str(job.source)] = {"input_sha256": sha, "output": str(job.out), "output_sha256": sha256_file(job.out),
+                                     **({"failed": True} if k in failed_jobs else {})}
+        elif k in failed_jobs:
+            return
+        else:  # a single page left alone (already in color)
+            done[str(job.source)] = {"input_sha256": sha, "output": None, "kept": True}
+        save()
+
+    def write(p: Page) -> None:
+        job = todo.todo[p.job][0]
+        if p.encoded is not None:
+            writer(p.job).add(p.member or "", p.encoded.result(), fmt)
+            summary.done += 1
+        elif p.kept:
+            summary.kept += 1
+            if p.member is not None:
+                writer(p.job).add(p.member, p.data)
+        elif p.error:
+            where = f"{job.source}:{p.member}" if p.member else str(job.source)
+            summary.failed.append((where, p.error))
+            failed_jobs.add(p.job)
+            log.print(f"[red]failed[/] {where}: {p.error}")
+            if p.member is not None and p.data:
+                writer(p.job).add(p.member, p.data)  # a chapter keeps every page, in order
+        else:
+            writer(p.job).add(p.member, p.data)
+
+    n_pages = sum(1 for _, m in items if m is None or is_page(m))
     with _closing(writers, archives), ThreadPoolExecutor(threads) as pool, progress(log) as bar:
         task = bar.add_task(what, total=n_pages, unit="page")
         ahead: deque = deque()
-        it = iter(pages)
+        it = iter(items)
         while True:
             # Decode ahead, but hold at most PIXEL_BUDGET decoded pixels: huge pages come one or two at a time.
-            while len(ahead) < 2 * batch_size and _pixels(f for _, f in ahead) < PIXEL_BUDGET \
-                    and (nxt := next(it, None)) is not None:
-                ahead.append((nxt, pool.submit(load, *nxt)))
+            while len(ahead) < 2 * batch_size and _pixels(ahead) < PIXEL_BUDGET and (nxt := next(it, None)) is not None:
+                k, member = nxt
+                ahead.append(pool.submit(_load, k, todo.todo[k][0], member, archives.get(k)))
             if not ahead:
                 break
-            batch, futs = [], []
-            while ahead and len(batch) < batch_size and _pixels(futs) < PIXEL_BUDGET:
-                (k, member), fut = ahead.popleft()
-                batch.append((k, member, *fut.result()))
-                futs.append(fut)
-            imgs = [payload[1] for _, _, kind, payload in batch if kind == "page"]
-            names = [member if member is not None else todo[k][0].source.name
-                     for k, member, kind, _ in batch if kind == "page"]
+            batch: list[Future] = []
+            while ahead and len(batch) < batch_size and _pixels(batch) < PIXEL_BUDGET:
+                batch.append(ahead.popleft())
+            loaded = [f.result() for f in batch]
+            readable = [p for p in loaded if p.image is not None]
+            names = [p.member if p.member is not None else todo.todo[p.job][0].source.name for p in readable]
             try:
-                outs = iter(process(imgs, names)) if imgs else iter(())
+                outs = list(process([p.image for p in readable], names)) if readable else []
             except Exception as e:  # the processor failing on a batch fails its pages, not the run
-                outs = iter([e] * len(imgs))
-            results = []
-            for k, member, kind, payload in batch:
-                if kind == "page":
-                    res = next(outs)
-                    if isinstance(res, Exception):
-                        results.append((k, member, "failed", (payload[0], f"{type(res).__name__}: {res}")))
-                    elif res is None:
-                        results.append((k, member, "kept", payload[0]))
-                    else:
-                        results.append((k, member, "encode", pool.submit(encode_page, res, fmt, quality)))
+                outs = [e] * len(readable)
+            for p, res in zip(readable, outs, strict=True):
+                p.image = None
+                if isinstance(res, Exception):
+                    p.error = f"{type(res).__name__}: {res}"
+                elif res is None:
+                    p.kept = True
                 else:
-                    results.append((k, member, kind, payload))
-            for k, member, kind, payload in results:
-                job = todo[k][0]
-                if kind == "encode":
-                    writer(k).add(member or "", payload.result(), fmt)
-                    summary.done += 1
-                elif kind == "kept":
-                    summary.kept += 1
-                    if member is not None:
-                        writer(k).add(member, payload)
-                elif kind == "copy":
-                    writer(k).add(member, payload)
-                else:
-                    data, reason = payload
-                    where = f"{job.source}:{member}" if member else str(job.source)
-                    summary.failed.append((where, reason))
-                    failed_jobs.add(k)
-                    log.print(f"[red]failed[/] {where}: {reason}")
-                    if member is not None and data:
-                        writer(k).add(member, data)  # a chapter keeps every page, in order
-                if kind != "copy":
+                    p.encoded = pool.submit(encode_page, res, fmt, quality)
+            for p in loaded:
+                write(p)
+                if not p.passes_through:
                     bar.update(task, advance=1)
-                finish_page(k)
+                remaining[p.job] -= 1
+                if remaining[p.job] == 0:
+                    finish_job(p.job)
     summary.seconds = time.perf_counter() - t0
-    if todo:
+    if todo.todo:
         save()
     return summary
 

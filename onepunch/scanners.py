@@ -97,16 +97,16 @@ def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: 
     """Color -> scan with scan.pt's generator (or XDoG) at full resolution, or with the longer side cut to max_side.
     Generator scans are levelled: at or above levels[0] white, at or below levels[1] black."""
     if max_side != 0 and not 16 <= max_side <= 16384:
-        raise UserError(f"--max-side must be 0 (full size) or 16..16384, got {max_side}")
+        raise UserError(f"`max_side` must be 0 (full size) or 16..16384, got {max_side}")
     if not 1 <= batch_size <= 1024:
-        raise UserError(f"--batch-size must be 1..1024, got {batch_size}")
+        raise UserError(f"`batch_size` must be 1..1024, got {batch_size}")
     if not 0 <= levels[1] < levels[0] <= 255:
-        raise UserError(f"--ink-level must be below --paper-level, both 0..255; got {levels[1]} and {levels[0]}")
+        raise UserError(f"`ink_level` must be below `paper_level`, both 0..255; got {levels[1]} and {levels[0]}")
     log = log or console()
     jobs, record = pages.split(pages.discover(inputs, out, fmt), out, "to-scan", rank)
     if method == "ckpt":
         if ckpt is None:
-            raise UserError("to-scan needs --ckpt scan.pt (or --method xdog)")
+            raise UserError("to-scan needs `ckpt` (a scan.pt), or `method` xdog")
         from onepunch.devices import pick_device
         env = train.Env(pick_device(device), rank or Rank())
         scanner = GeneratorScanner(str(ckpt), env, batch_size, levels=levels)
@@ -114,7 +114,7 @@ def to_scan(inputs: list[Path], out: Path, ckpt: Path | None, method: str, fmt: 
     elif method == "xdog":
         scanner, settings = XDoGScanner(), {"xdog": True}
     else:
-        raise UserError(f"--method must be ckpt or xdog, not {method!r}")
+        raise UserError(f"`method` must be ckpt or xdog, not {method!r}")
 
     def process(imgs: list[Image.Image], names: list[str]) -> list[Image.Image]:
         rgb = [imageio.to_mode(im, "RGB") for im in imgs]

@@ -28,8 +28,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from onepunch import imageio, metrics  # noqa: E402
-from onepunch.inference import transfer_detail  # noqa: E402
 from onepunch.sample import draw_color  # noqa: E402
+from onepunch.transfer import transfer_detail  # noqa: E402
 
 
 def errors(out: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -58,7 +58,7 @@ def main():
     kinds = {"each tile its own (before)": 0, "gathered over the tiles, 1 pass": 1,
              "gathered over the tiles, 2 passes (default)": 2, "gathered over the tiles, 3 passes": 3}
     tiled = {k: PageColorizer(args.ckpt, device="cpu", working_size=args.working_size, tile=args.tile,
-                              overlap=args.overlap, passes=c) for k, c in kinds.items()}
+                              overlap=args.overlap, tile_passes=c) for k, c in kinds.items()}
     sums = {k: np.zeros(3) for k in kinds}
     paths = sorted(args.pages.glob("*.png"))[: args.count]
     for path in paths:

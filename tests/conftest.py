@@ -123,8 +123,8 @@ def plain_color_pt(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def pipeline(tmp_path, sample_dir):
-    """A factory: pipeline(**shards_overrides) -> loaded PipelineConfig writing under tmp_path."""
+def make_cfg(tmp_path, sample_dir):
+    """A factory: make_cfg(**shards_overrides) -> loaded PipelineConfig writing under tmp_path."""
     def make(name="pipeline.toml", tables=None, **shards):
         path = write_pipeline(tmp_path / name, tables or demo_tables(tmp_path, sample_dir, **shards))
         return config.load(path)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from onepunch import checkpoint, config
+from onepunch import checkpoint, config, pipeline
 from onepunch.dist import Rank
 from onepunch.errors import UserError
 from onepunch.models import cyclegan
@@ -39,23 +39,23 @@ def paired(tmp_path, sample_dir):
         tables = demo_tables(root, sample_dir)
         tables["build_pairs"] = {"workers": 0, "batch_size": 4, **overrides}
         cfg = config.load(write_pipeline(root / "p.toml", tables))
-        if shards.state(cfg) != "done":
+        if pipeline.state(cfg, "shards") != "done":
             shards.run(cfg)
-        if not build_pairs.ckpt_path(cfg).exists():
-            scan_pt(build_pairs.ckpt_path(cfg))
+        if not pipeline.scan_ckpt(cfg).exists():
+            scan_pt(pipeline.scan_ckpt(cfg))
         return cfg
     return make
 
 
 def outputs(cfg) -> dict:
-    return {**tree_digest(build_pairs.out_root(cfg)), "manifest": tree_digest(cfg.manifest_dir)["build-pairs.json"]}
+    return {**tree_digest(pipeline.out_dir(cfg, "build-pairs")), "manifest": tree_digest(cfg.manifest_dir)["build-pairs.json"]}
 
 
 @pytest.mark.slow
 def test_pairs_match_their_color_shards(paired):
     cfg = paired()
     m = build_pairs.run(cfg)
-    sm = json.loads(shards.manifest_path(cfg).read_text())
+    sm = json.loads(pipeline.manifest_path(cfg, "shards").read_text())
     for split in ("train", "val"):
         colors = sm["domains"]["colors"][split]
         assert [s["count"] for s in m["splits"][split]["shards"]] == [s["count"] for s in colors["shards"]]
@@ -73,23 +73,23 @@ def test_pairs_match_their_color_shards(paired):
                         meta = json.loads(b.extractfile(f"{key}.json").read())
                         assert meta["id"] == key and meta["scan"]["ckpt_sha256"] == m["inputs"]["ckpt_sha256"]
     assert m["totals"]["pairs"] == sm["domains"]["colors"]["train"]["count"] + sm["domains"]["colors"]["val"]["count"]
-    assert build_pairs.state(cfg) == "done"
+    assert pipeline.state(cfg, "build-pairs") == "done"
 
 
 def test_rerun_no_op_and_new_checkpoint_rebuilds(paired):
     cfg = paired()
     build_pairs.run(cfg)
     before = outputs(cfg)
-    mtimes = {p: p.stat().st_mtime_ns for p in build_pairs.out_root(cfg).glob("*.tar")}
+    mtimes = {p: p.stat().st_mtime_ns for p in pipeline.out_dir(cfg, "build-pairs").glob("*.tar")}
     build_pairs.run(cfg)
     assert outputs(cfg) == before and mtimes == {p: p.stat().st_mtime_ns for p in mtimes}
-    scan_pt(build_pairs.ckpt_path(cfg), seed=1)  # a new scan generator
-    assert build_pairs.state(cfg) == "stale"
+    scan_pt(pipeline.scan_ckpt(cfg), seed=1)  # a new scan generator
+    assert pipeline.state(cfg, "build-pairs") == "stale"
     build_pairs.run(cfg)
     after = outputs(cfg)
     tars = [k for k in before if k.endswith(".tar")]
     assert all(before[k] != after[k] for k in tars if json.loads(
-        (build_pairs.out_root(cfg) / k.replace(".tar", ".stats.json")).read_text())["count"] > 0)
+        (pipeline.out_dir(cfg, "build-pairs") / k.replace(".tar", ".stats.json")).read_text())["count"] > 0)
 
 
 @pytest.mark.slow
@@ -111,11 +111,11 @@ def test_kill_and_resume_is_byte_identical(paired):
     proc = subprocess.Popen([sys.executable, "-m", "onepunch", "build-pairs", "--pipeline", cfg.path], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
-    while proc.poll() is None and time.time() < deadline and not any(build_pairs.out_root(cfg).glob("*.stats.json")):
+    while proc.poll() is None and time.time() < deadline and not any(pipeline.out_dir(cfg, "build-pairs").glob("*.stats.json")):
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not build_pairs.manifest_path(cfg).exists(), "finished before the kill"
+    assert not pipeline.manifest_path(cfg, "build-pairs").exists(), "finished before the kill"
     build_pairs.run(cfg)
     a, b = outputs(clean), outputs(cfg)
     assert {k: v for k, v in a.items() if k != "manifest"} == {k: v for k, v in b.items() if k != "manifest"}
@@ -134,7 +134,7 @@ def test_bad_checkpoints_are_one_line_errors(paired, tmp_path):
 
 def test_xdog_baseline_needs_no_checkpoint(paired):
     cfg = paired(method="xdog")
-    build_pairs.ckpt_path(cfg).unlink()
+    pipeline.scan_ckpt(cfg).unlink()
     m = build_pairs.run(cfg)
     assert m["inputs"]["method"] == "xdog" and "ckpt_sha256" not in m["inputs"]
     with tarfile.open(Path(m["root"]) / m["splits"]["train"]["shards"][0]["path"]) as t:
@@ -158,8 +158,8 @@ def test_pairs_load_with_webdataset_and_datasets(paired):
 
 def test_generated_pairs_record_the_device_that_made_them(paired):
     cfg = paired()
-    on = {d: build_pairs._settings(dataclasses.replace(cfg, build_pairs=dataclasses.replace(cfg.build_pairs, device=d)))
-          for d in ("cpu", "cuda")}
+    on = {d: pipeline.settings(dataclasses.replace(cfg, build_pairs=dataclasses.replace(cfg.build_pairs, device=d)),
+                               "build-pairs") for d in ("cpu", "cuda")}
     assert on["cpu"]["device"] == "cpu" and on["cpu"] != on["cuda"]  # CUDA scans are not the CPU's bit for bit
 
 
@@ -203,8 +203,8 @@ def test_generator_scans_are_levelled_and_the_levels_are_part_of_the_pairs_setti
 
     cfg = config.load(REPO / "pipelines" / "demo.toml")
     other = dataclasses.replace(cfg, build_pairs=dataclasses.replace(cfg.build_pairs, paper_level=250))
-    assert build_pairs._settings(cfg)["levels"] == [180, 75] and build_pairs._settings(other) != build_pairs._settings(cfg)
+    assert pipeline.settings(cfg, "build-pairs")["levels"] == [180, 75] and pipeline.settings(other, "build-pairs") != pipeline.settings(cfg, "build-pairs")
     xdog = [dataclasses.replace(c, build_pairs=dataclasses.replace(c.build_pairs, method="xdog")) for c in (cfg, other)]
-    assert build_pairs._settings(xdog[0]) == build_pairs._settings(xdog[1])
+    assert pipeline.settings(xdog[0], "build-pairs") == pipeline.settings(xdog[1], "build-pairs")
     with pytest.raises(UserError, match="ink_level"):
         dataclasses.replace(cfg.build_pairs, ink_level=200)

@@ -16,9 +16,10 @@ from PIL import Image
 from onepunch import PageColorizer, metrics, pages, scanners
 from onepunch.config import ColorizeConfig
 from onepunch.errors import UserError
-from onepunch.inference import _ramp, _starts, colorfulness, luma, transfer_color, transfer_detail
+from onepunch.inference import _ramp, _starts, colorfulness, luma
 from onepunch.sample import draw_color, draw_page
 from onepunch.stages import colorize as stage
+from onepunch.transfer import transfer_color, transfer_detail
 from tests.conftest import REPO, cli
 from tests.test_build_pairs import scan_pt
 
@@ -145,7 +146,7 @@ def test_inputs_are_never_overwritten(tmp_path, color_pt):
     with pytest.raises(Exception, match="would both write"):
         pages.discover([tmp_path / "page.png", tmp_path / "b" / "page.jpg"], tmp_path / "out", "png")
     for args, message in (([str(tmp_path / "nope.png")], "input not found"),
-                          ([str(tmp_path / "page.png"), "--format", "gif"], "png, jpg or webp"),
+                          ([str(tmp_path / "page.png"), "--format", "gif"], "png, jpg, webp"),
                           ([str(tmp_path / "page.png"), "--tile", "100"], "tile must be")):
         r = cli("colorize", *args, "--ckpt", str(color_pt), "--out", str(tmp_path / "o"))
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
@@ -180,7 +181,7 @@ def test_api_pages_of_any_size(color_pt):
 def test_tiles_blend_to_the_whole(color_pt):
     """With a pointwise net, tiled inference must equal whole-page inference: the tiles cover every pixel with
     positive weight, and the blend is normalised by the weights' sum."""
-    c = PageColorizer(color_pt, device="cpu", working_size=512, tile=96, overlap=32, batch_size=3, passes=0)
+    c = PageColorizer(color_pt, device="cpu", working_size=512, tile=96, overlap=32, batch_size=3, tile_passes=0)
     c._run = lambda batch, *control: np.repeat(batch[..., None], 3, 3)  # identity "net": grey in, grey out
     work = np.random.default_rng(0).integers(0, 256, (300, 451), dtype=np.uint8)
     tiled = c._colorize_tiled(work)
@@ -227,7 +228,7 @@ def test_tiles_share_the_page_statistics(color_pt):
     ref = whole.color_at_working_size([work])[0].astype(int)
     err = {}
     for passes in (0, 1, 3):
-        tiled = PageColorizer(color_pt, device="cpu", working_size=256, tile=128, overlap=32, passes=passes)
+        tiled = PageColorizer(color_pt, device="cpu", working_size=256, tile=128, overlap=32, tile_passes=passes)
         tiled.net = whole.net
         err[passes] = np.abs(tiled.color_at_working_size([work])[0] - ref).mean()
     assert err[3] < err[1] < err[0] and err[3] < 0.5 * err[0], err

@@ -84,3 +84,29 @@ def test_missing_source_is_a_user_error(tmp_path):
     path = write_pipeline(tmp_path / "p.toml", t)
     r = run_cli("shards", "--pipeline", str(path))
     assert r.returncode == 2 and r.stderr.startswith("error: dataset folder not found"), r.stderr
+
+
+def test_what_enters_a_stage_hash_is_stated_on_the_fields():
+    """Fields marked UNHASHED (how a stage runs, or a path whose checksum is an input) never make a stage stale; a
+    field added later (`since`) is left out of the hash while it is off, so the runs made before it stay done."""
+    import dataclasses
+
+    from onepunch import pipeline
+
+    cfg = config.load(REPO / "pipelines" / "demo.toml")
+
+    def changed(section: str, **kw):
+        return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **kw)})
+    same = [("shards", "shards", {"workers": 7}), ("train-scan", "train_scan", {"workers": 7, "device": "cpu",
+                                                                                "compile": True}),
+            ("train-color", "train_color", {"workers": 7, "compile": False, "size": cfg.train_color.size * 2,
+                                            "encoder_weights": "w.pth"}),
+            ("eval", "eval", {"device": "cpu", "ckpt": "other.pt"})]
+    for stage, section, kw in same:
+        assert pipeline.settings(changed(section, **kw), stage) == pipeline.settings(cfg, stage), (stage, kw)
+    for stage, section, kw in (("shards", "shards", {"max_side": 64}), ("train-scan", "train_scan", {"lr": 1e-3}),
+                               ("train-color", "train_color", {"lr_g": 1e-3}), ("eval", "eval", {"max_images": 3})):
+        assert pipeline.settings(changed(section, **kw), stage) != pipeline.settings(cfg, stage), (stage, kw)
+    off = pipeline.settings(changed("train_scan", cycle_noise=0.0, ink_weight=0.0, base=""), "train-scan")
+    assert not {"cycle_noise", "ink_weight", "base"} & set(off)
+    assert {"cycle_noise", "ink_weight", "base"} <= set(pipeline.settings(cfg, "train-scan"))

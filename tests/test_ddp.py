@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from onepunch import config
+from onepunch import config, pipeline
 from onepunch.stages import build_pairs, shards, train_color, train_scan
 from tests.conftest import REPO, demo_tables, write_pipeline
 
@@ -58,9 +58,10 @@ def test_two_ranks_stop_and_resume_end_where_an_uninterrupted_run_ends(tmp_path,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     straight, resumed = (config.load(p) for p in paths)
-    for stage, ckpt in ((train_scan, lambda c: train_scan.run_dir(c) / "ckpt" / "step-00000006.pt"),
-                        (train_color, lambda c: train_color.run_dir(c) / "32" / "ckpt" / "step-00000006.pt")):
-        assert stage.state(straight) == stage.state(resumed) == "done"
+    for stage, ckpt in ((train_scan, lambda c: pipeline.out_dir(c, "train-scan") / "ckpt" / "step-00000006.pt"),
+                        (train_color, lambda c: pipeline.out_dir(c, "train-color") / "32" / "ckpt" / "step-00000006.pt")):
+        name = "train-scan" if stage is train_scan else "train-color"
+        assert pipeline.state(straight, name) == pipeline.state(resumed, name) == "done"
         a, b = (torch.load(ckpt(c), weights_only=True) for c in (straight, resumed))
         assert a["world_size"] == b["world_size"] == 2
         keys = ("models", "pools") if stage is train_scan else ("generator", "critic")

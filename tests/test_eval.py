@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from onepunch import checkpoint, config, fid, metrics
+from onepunch import checkpoint, config, fid, metrics, pipeline
 from onepunch.models import colorizer
-from onepunch.stages import build_pairs, evaluate, shards, train_color
-from onepunch.status import STAGES, stage_states
+from onepunch.stages import build_pairs, evaluate, shards
 from tests.conftest import cli, demo_tables, run_cli, write_pipeline
 from tests.test_build_pairs import scan_pt
 from tests.test_real_pairs import make_pairs
@@ -69,7 +68,7 @@ def test_fid_and_kid_on_feature_sets():
 
 
 @pytest.fixture
-def pipeline(tmp_path, sample_dir):
+def eval_cfg(tmp_path, sample_dir):
     """A config with shards, XDoG pairs and a tiny random colorizer in place of a trained one."""
     tables = demo_tables(tmp_path, sample_dir)
     tables["build_pairs"] = {"method": "xdog", "workers": 0}
@@ -79,14 +78,14 @@ def pipeline(tmp_path, sample_dir):
     build_pairs.run(cfg)
     torch.manual_seed(0)
     g, _ = colorizer.build("tiny", frozen_encoder=False)
-    train_color.run_dir(cfg).mkdir(parents=True)
-    checkpoint.save_colorizer(g.eval(), train_color.run_dir(cfg) / "color.pt", working_size=128)
+    pipeline.out_dir(cfg, "train-color").mkdir(parents=True)
+    checkpoint.save_colorizer(g.eval(), pipeline.out_dir(cfg, "train-color") / "color.pt", working_size=128)
     return cfg
 
 
 @pytest.mark.slow
-def test_eval_reports_every_metric_beside_the_baselines(pipeline):
-    cfg = pipeline
+def test_eval_reports_every_metric_beside_the_baselines(eval_cfg):
+    cfg = eval_cfg
     m = evaluate.run(cfg)
     result = json.loads(Path(m["outputs"]["metrics"]["path"]).read_text())
     assert set(result["sets"]) == {"pairs", "true_lineart"}  # the embedded sample has true line art
@@ -108,22 +107,22 @@ def test_eval_reports_every_metric_beside_the_baselines(pipeline):
     assert html.count("<table>") == 2 and html.count("data:image/png;base64,") == 2 and "mean_color" in html
     greyscale_rows = [row for row in html.split("<tr>") if row.startswith("<td>greyscale</td>")]
     assert len(greyscale_rows) == 2 and not any("'best'" in row for row in greyscale_rows)  # a reference only
-    assert evaluate.state(cfg) == "done"
+    assert pipeline.state(cfg, "eval") == "done"
     before = Path(m["outputs"]["report"]["path"]).stat().st_mtime_ns
     assert evaluate.run(cfg) == m and Path(m["outputs"]["report"]["path"]).stat().st_mtime_ns == before
     # A new checkpoint makes the evaluation stale.
     torch.manual_seed(1)
     g, _ = colorizer.build("tiny", frozen_encoder=False)
-    checkpoint.save_colorizer(g.eval(), train_color.run_dir(cfg) / "color.pt", working_size=128)
-    assert evaluate.state(cfg) == "stale"
+    checkpoint.save_colorizer(g.eval(), pipeline.out_dir(cfg, "train-color") / "color.pt", working_size=128)
+    assert pipeline.state(cfg, "eval") == "stale"
 
 
 @pytest.mark.slow
-def test_eval_user_errors(tmp_path, pipeline):
-    r = cli("eval", "--pipeline", pipeline.path, "--ckpt", str(tmp_path / "missing.pt"))
+def test_eval_user_errors(tmp_path, eval_cfg):
+    r = cli("eval", "--pipeline", eval_cfg.path, "--ckpt", str(tmp_path / "missing.pt"))
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    r = cli("eval", "--pipeline", pipeline.path, "--ckpt", str(tmp_path / "bad.pt"))
+    r = cli("eval", "--pipeline", eval_cfg.path, "--ckpt", str(tmp_path / "bad.pt"))
     assert r.returncode == 2 and "not a loadable" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -142,16 +141,16 @@ def test_run_does_every_stage_then_nothing(tmp_path, sample_dir):
     r = run_cli("run", "--pipeline", str(path), env={"COLUMNS": "200"}, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     cfg = config.load(path)
-    assert [s["state"] for s in stage_states(cfg)] == ["done"] * len(STAGES)
+    assert [s["state"] for s in pipeline.states(cfg)] == ["done"] * len(pipeline.STAGES)
     assert "report:" in r.stdout + r.stderr
     assert sorted(p.name for p in (tmp_path / "colored" / "pages").iterdir()) == [
         "chapter.cbz", "page-01.png", "page-02.png", "page-03.png"]  # cover.png is in color: left alone
     r = run_cli("run", "--pipeline", str(path), env={"COLUMNS": "200"})
-    assert r.returncode == 0 and (r.stdout + r.stderr).count("up to date") == len(STAGES)
+    assert r.returncode == 0 and (r.stdout + r.stderr).count("up to date") == len(pipeline.STAGES)
 
 
 @pytest.mark.slow
-def test_eval_on_real_pairs_sets_every_colorizer_beside_the_baselines(tmp_path, sample_dir, pipeline, color_pt):
+def test_eval_on_real_pairs_sets_every_colorizer_beside_the_baselines(tmp_path, sample_dir, eval_cfg, color_pt):
     """[eval] real_pairs: the colorizer and the compared ones on the true scans; the scan generator and XDoG on the
     true colors against the true ink."""
     make_pairs(tmp_path / "real", n=5)
@@ -163,7 +162,7 @@ def test_eval_on_real_pairs_sets_every_colorizer_beside_the_baselines(tmp_path, 
     tables["eval"] = {"max_images": 10, "grid_images": 2, "device": "cpu", "real_pairs": str(tmp_path / "real"),
                       "compare": {"oracle": str(other)}, "scan_ckpt": str(tmp_path / "scan.pt")}
     cfg = config.load(write_pipeline(tmp_path / "p.toml", tables))
-    assert evaluate.state(cfg) == "missing"
+    assert pipeline.state(cfg, "eval") == "missing"
     m = evaluate.run(cfg)
     result = json.loads(Path(m["outputs"]["metrics"]["path"]).read_text())
     real, scans = result["sets"]["real"], result["sets"]["real_scans"]
@@ -181,6 +180,6 @@ def test_eval_on_real_pairs_sets_every_colorizer_beside_the_baselines(tmp_path, 
     html = Path(m["outputs"]["report"]["path"]).read_text()
     assert "color | generator | generator_unlevelled | xdog | true scan" in html
     assert "scan | colorizer | oracle | colorizer_clicks | colorizer_clicks_fills | truth | mean_color" in html
-    assert evaluate.state(cfg) == "done"
+    assert pipeline.state(cfg, "eval") == "done"
     (tmp_path / "real" / "color" / "d1.png").unlink()  # the real pairs changed: stale
-    assert evaluate.state(cfg) == "stale"
+    assert pipeline.state(cfg, "eval") == "stale"

@@ -68,11 +68,11 @@ def test_export_and_backend_mistakes_are_one_line_errors(color_pt, color_onnx, t
     for call, message in (
             (lambda: export_onnx(tmp_path / "missing.pt", tmp_path / "x.onnx"), "checkpoint not found"),
             (lambda: export_onnx(junk, tmp_path / "x.onnx"), "not a loadable onepunch checkpoint"),
-            (lambda: PageColorizer(color_pt, device="cpu", backend="onnx"), "--backend onnx runs a .onnx"),
-            (lambda: PageColorizer(color_onnx, device="cpu", backend="torch"), "--backend torch runs a"),
+            (lambda: PageColorizer(color_pt, device="cpu", backend="onnx"), "colorize.backend onnx runs a .onnx"),
+            (lambda: PageColorizer(color_onnx, device="cpu", backend="torch"), "colorize.backend torch runs a"),
             (lambda: PageColorizer(junk, device="cpu"), "not a colorizer exported by"),
             (lambda: PageColorizer(tmp_path / "missing.onnx", device="cpu"), "model not found"),
-            (lambda: PageColorizer(color_onnx, device="cpu", tile=128), "tiles need the torch backend"),
+            (lambda: PageColorizer(color_onnx, device="cpu", tile=128), "colorize.tile needs the torch backend"),
             (lambda: PageColorizer(color_onnx, device="cpu", backend="tensorrt"), "backend must be")):
         with pytest.raises(UserError, match=message):
             call()

@@ -19,13 +19,12 @@ import pytest
 import torch
 from PIL import Image
 
-from onepunch import config, pages, sample, scanners
-from onepunch import inference as api
+from onepunch import config, pages, pipeline, sample, scanners
+from onepunch import transfer as full_size
 from onepunch.errors import UserError
 from onepunch.manifest import AtomicFile, atomic_write
 from onepunch.shardwork import ShardOut
 from onepunch.stages import colorize as stage
-from onepunch.stages import train_color
 from onepunch.train import save_atomic
 from tests.conftest import REPO, cli, demo_tables, run_cli, write_pipeline
 from tests.test_colorize import cc, line_page, png
@@ -175,11 +174,11 @@ def test_to_scan_and_colorize_options_are_validated(tmp_path, color_pt):  # faul
     one_line_error(r, 2, "--ink-level must be below --paper-level")
     r = cli("colorize", str(tmp_path / "c.png"), "--ckpt", str(color_pt), "--quality", "0", "--out",
                 str(tmp_path / "o"))
-    one_line_error(r, 2, "colorize.quality must be 1..100")
-    for option, value, message in (("--lettering", "erase", "colorize.lettering must be keep or off"),
-                                   ("--descreen", "maybe", "colorize.descreen must be on or off"),
-                                   ("--backend", "tensorrt", "colorize.backend must be auto, torch, onnx"),
-                                   ("--tile-passes", "9", "colorize.tile_passes must be 0..8")):
+    one_line_error(r, 2, "--quality must be 1..100")
+    for option, value, message in (("--lettering", "erase", "--lettering must be keep or off"),
+                                   ("--descreen", "maybe", "--descreen must be on or off"),
+                                   ("--backend", "tensorrt", "--backend must be auto, torch, onnx"),
+                                   ("--tile-passes", "9", "--tile-passes must be 0..8")):
         r = cli("colorize", str(tmp_path / "c.png"), "--ckpt", str(color_pt), option, value, "--out",
                     str(tmp_path / "o"))
         one_line_error(r, 2, message)
@@ -335,7 +334,7 @@ def test_the_full_size_transfer_works_in_bounded_memory():  # fault 10
     grey[::50] = 0
     work = np.asarray(Image.fromarray(grey).resize((512, 384), Image.BILINEAR))
     color = np.random.default_rng(0).integers(0, 256, (384, 512, 3), dtype=np.uint8)
-    for transfer in (lambda: api.transfer_detail(grey, work, color), lambda: api.transfer_color(grey, color)):
+    for transfer in (lambda: full_size.transfer_detail(grey, work, color), lambda: full_size.transfer_color(grey, color)):
         tracemalloc.start()
         try:
             out = transfer()
@@ -431,7 +430,7 @@ def test_an_override_upstream_is_what_downstream_stages_read(tmp_path, sample_di
         r = run_cli(*args, "--pipeline", str(path))
         assert r.returncode == 0, r.stderr
     cfg = config.load(path)  # the file still says method = ckpt
-    inputs = train_color._inputs(cfg)  # before: "the build-pairs stage is stale: run `onepunch build-pairs` first"
+    inputs = pipeline.inputs(cfg, "train-color")  # before: "the build-pairs stage is stale: run `onepunch build-pairs` first"
     assert inputs["pairs_manifest"].endswith("build-pairs.json")
     r = run_cli("status", "--pipeline", str(path), "--json")
     states = {s["name"]: s["state"] for s in json.loads(r.stdout)["stages"]}

@@ -198,8 +198,8 @@ def test_a_page_with_a_2_mb_icc_profile_is_kept(tmp_path):  # row 12
 
 def test_serve_checks_the_working_size_as_colorize_does(tmp_path, color_pt):  # row 13
     r = cli("serve", "--ckpt", str(color_pt), "--working-size", "-5", "--port", "1")
-    one_line_error(r, 2, "working size must be 0")
-    with pytest.raises(UserError, match="working size must be 0"):
+    one_line_error(r, 2, "--working-size must be 0..16384")  # the command's flag; the library names the key
+    with pytest.raises(UserError, match="colorize.working_size must be 0..16384"):
         PageColorizer(color_pt, device="cpu", working_size=100_000)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onepunch import config, pairs
+from onepunch import config, pairs, pipeline
 from onepunch.errors import UserError
 from onepunch.sample import draw_color
 from onepunch.stages import build_pairs, shards
@@ -81,12 +81,12 @@ def test_folder_pairs_alone_need_no_shards_and_skip_bad_pairs(tmp_path, sample_d
             assert np.array_equal(scan, line)
         got_color = np.asarray(Image.open(io.BytesIO(s["color.jpg"])).convert("RGB"))
         assert got_color.shape == color.shape and np.abs(got_color.astype(int) - color).mean() < 3  # JPEG q95
-    assert build_pairs.state(cfg) == "done" and not (tmp_path / "manifests" / "t" / "shards.json").exists()
-    first = {p.name: p.read_bytes() for p in build_pairs.out_root(cfg).glob("*.tar")}
+    assert pipeline.state(cfg, "build-pairs") == "done" and not (tmp_path / "manifests" / "t" / "shards.json").exists()
+    first = {p.name: p.read_bytes() for p in pipeline.out_dir(cfg, "build-pairs").glob("*.tar")}
     assert build_pairs.run(cfg)["totals"] == m["totals"]  # a rerun does nothing
-    assert {p.name: p.read_bytes() for p in build_pairs.out_root(cfg).glob("*.tar")} == first
+    assert {p.name: p.read_bytes() for p in pipeline.out_dir(cfg, "build-pairs").glob("*.tar")} == first
     (tmp_path / "mine" / "color" / "d2.png").unlink()  # the folder changed: stale, rebuilt
-    assert build_pairs.state(cfg) == "stale"
+    assert pipeline.state(cfg, "build-pairs") == "stale"
     assert build_pairs.run(cfg)["totals"]["pairs"] == len(truth) - 1
 
 
@@ -95,7 +95,7 @@ def test_folder_pairs_mix_with_generated_ones(tmp_path, sample_dir):
     cfg = _cfg(tmp_path, sample_dir, method="xdog", pairs_dir=str(tmp_path / "mine"))
     shards.run(cfg)
     m = build_pairs.run(cfg)
-    sm = json.loads(shards.manifest_path(cfg).read_text())
+    sm = json.loads(pipeline.manifest_path(cfg, "shards").read_text())
     colors = sum(sm["domains"]["colors"][s]["count"] for s in ("train", "val"))
     assert m["totals"]["pairs"] == colors + len(truth)
     methods = [json.loads(s["json"])["scan"]["method"] for s in _samples(m).values()]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from onepunch import pipeline
 from onepunch.dist import Rank
 from onepunch.errors import UserError
 from onepunch.manifest import exclusive, sha256_file
@@ -24,12 +25,12 @@ from tests.conftest import REPO, demo_tables, run_cli, tree_digest
 
 def outputs(cfg):
     """Every output byte of a shards run: the shard tree and the manifest."""
-    return {**tree_digest(Path(cfg.out_dir)), "manifest": sha256_file(shards.manifest_path(cfg))}
+    return {**tree_digest(Path(cfg.out_dir)), "manifest": sha256_file(pipeline.manifest_path(cfg, "shards"))}
 
 
 @pytest.fixture
-def built(pipeline):
-    cfg = pipeline()
+def built(make_cfg):
+    cfg = make_cfg()
     return cfg, shards.run(cfg)
 
 
@@ -55,7 +56,7 @@ def test_manifest_matches_the_shards(built, sample_dir):
                         assert img.mode == mode and max(img.size) <= cfg.shards.max_side
                         assert meta["id"] == key and meta["source"].startswith("danbooru2020:original/")
                         assert set(meta) == {"id", "tags", "rating", "width", "height", "md5", "source"}
-                        assert shards.split_of(cfg, key) == split and key not in seen_ids
+                        assert pipeline.split_of(cfg, key) == split and key not in seen_ids
                         seen_ids.add(key)
     t = m["totals"]
     assert t["written"] == len(seen_ids) and t["records"] == t["written"] + t["rejected"] + t["filtered"]
@@ -83,13 +84,13 @@ def test_rerun_is_a_no_op(built):
 
 
 @pytest.mark.slow
-def test_workers_do_not_change_the_bytes(built, pipeline, tmp_path):
+def test_workers_do_not_change_the_bytes(built, make_cfg, tmp_path):
     cfg, _ = built
     clean = outputs(cfg)
     other = dataclasses.replace(cfg, shards=dataclasses.replace(cfg.shards, workers=2))
     for p in Path(cfg.out_dir).rglob("*.tar"):
         p.unlink()
-    shards.manifest_path(cfg).unlink()
+    pipeline.manifest_path(cfg, "shards").unlink()
     shards.run(other)
     assert outputs(other) == clean
 
@@ -111,7 +112,7 @@ def _kill_when(cfg, condition, timeout=60.0) -> bool:
             time.sleep(0.01)
         except ProcessLookupError:
             break
-    return not shards.manifest_path(cfg).exists()
+    return not pipeline.manifest_path(cfg, "shards").exists()
 
 
 @pytest.mark.slow
@@ -128,33 +129,33 @@ def test_kill_and_resume_is_byte_identical(built, moment):
     for p in list(Path(cfg.out_dir).rglob("*")):
         if p.is_file():
             p.unlink()
-    shards.manifest_path(cfg).unlink()
+    pipeline.manifest_path(cfg, "shards").unlink()
     assert _kill_when(cfg, conditions[moment]), "the run finished before it could be killed"
     shards.run(cfg)
     assert outputs(cfg) == clean, f"resume after a kill at '{moment}' differs from a clean run"
 
 
-def test_config_change_rebuilds_what_it_affects(built, pipeline, tmp_path, sample_dir):
+def test_config_change_rebuilds_what_it_affects(built, make_cfg, tmp_path, sample_dir):
     cfg, _ = built
     root = Path(cfg.out_dir) / "shards"
     scans_before = {p: p.stat().st_mtime_ns for p in (root / "scans").glob("*.tar")}
     colors_before = tree_digest(root / "colors")
     tables = demo_tables(tmp_path, sample_dir)
     tables["domains.colors"]["min_side"] = 200  # only the colors query changes
-    changed = pipeline(tables=tables)
-    assert shards.state(changed) == "stale"
+    changed = make_cfg(tables=tables)
+    assert pipeline.state(changed, "shards") == "stale"
     m = shards.run(changed)
     assert scans_before == {p: p.stat().st_mtime_ns for p in (root / "scans").glob("*.tar")}
     assert tree_digest(root / "colors") != colors_before
     # No shard of the old plan is left behind for a glob to pick up.
     listed = {s["path"] for d in m["domains"].values() for e in d.values() for s in e["shards"]}
     assert {str(p.relative_to(root)) for p in root.glob("*/*.tar")} == listed
-    assert shards.state(changed) == "done"
+    assert pipeline.state(changed, "shards") == "done"
 
 
 @pytest.mark.slow
-def test_a_second_run_on_the_same_outputs_is_refused(pipeline):
-    cfg = pipeline()
+def test_a_second_run_on_the_same_outputs_is_refused(make_cfg):
+    cfg = make_cfg()
     with exclusive(Path(cfg.out_dir) / "shards" / ".lock", "test"):
         with pytest.raises(UserError, match="another onepunch shards run"):
             shards.run(cfg)
@@ -162,14 +163,14 @@ def test_a_second_run_on_the_same_outputs_is_refused(pipeline):
         assert r.returncode == 2 and r.stderr.startswith("error: another onepunch shards run"), r.stderr
 
 
-def test_ranks_build_disjoint_shards_and_one_manifest(built, pipeline, tmp_path, sample_dir):
+def test_ranks_build_disjoint_shards_and_one_manifest(built, make_cfg, tmp_path, sample_dir):
     cfg, m = built
     single = outputs(cfg)
     tables = demo_tables(tmp_path / "dist", sample_dir)
-    dist = pipeline(name="dist.toml", tables=tables)
+    dist = make_cfg(name="dist.toml", tables=tables)
     assert shards.run(dist, Rank(1, 2)) is None  # rank 1 alone: its half is built, the manifest waits
     built_by_1 = set(Path(dist.out_dir).rglob("*.tar"))
-    assert built_by_1 and not shards.manifest_path(dist).exists()
+    assert built_by_1 and not pipeline.manifest_path(dist, "shards").exists()
     m2 = shards.run(dist, Rank(0, 2))  # the last rank to finish writes the manifest
     built_all = set(Path(dist.out_dir).rglob("*.tar"))
     assert len(built_all) == sum(len(e["shards"]) for d in m["domains"].values() for e in d.values())
@@ -179,14 +180,14 @@ def test_ranks_build_disjoint_shards_and_one_manifest(built, pipeline, tmp_path,
 
 
 @pytest.mark.slow
-def test_torchrun_style_ranks_run_together(pipeline, tmp_path):
-    cfg = pipeline()
+def test_torchrun_style_ranks_run_together(make_cfg, tmp_path):
+    cfg = make_cfg()
     procs = [subprocess.Popen([sys.executable, "-m", "onepunch", "shards", "--pipeline", cfg.path],
                               cwd=REPO, env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2", "LOCAL_RANK": str(r)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (1, 0)]
     results = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), results
-    assert shards.state(cfg) == "done"
+    assert pipeline.state(cfg, "shards") == "done"
     assert results[0][1] == "" or "rank 1" not in results[1][1]  # only rank 0 talks
 
 
@@ -206,7 +207,7 @@ def test_shards_load_with_webdataset_and_datasets(built):
     assert np.asarray(ds[0]["jpg"]).ndim == 3
 
 
-def test_folder_source_end_to_end(tmp_path, pipeline):
+def test_folder_source_end_to_end(tmp_path, make_cfg):
     src = tmp_path / "pics"
     for sub, color in (("lineart", "white"), ("colored", "red")):
         (src / sub).mkdir(parents=True)
@@ -220,7 +221,7 @@ def test_folder_source_end_to_end(tmp_path, pipeline):
         "domains.colors": {"all_of": ["colored"], "min_aspect": 1.0},
         "shards": {"max_side": 128, "samples_per_shard": 100, "val_fraction": 0.0, "workers": 0},
     }
-    m = shards.run(pipeline(tables=tables))
+    m = shards.run(make_cfg(tables=tables))
     assert m["domains"]["scans"]["train"]["count"] == 3 and m["domains"]["colors"]["train"]["count"] == 3
     # Identical red images are duplicates by md5: only the size differs, so none here; the broken file is counted.
     assert m["rejected"] == {"truncated": 1} or m["rejected"] == {"not_an_image": 1}

@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from onepunch import pipeline
 from onepunch.stages import shards
-from onepunch.status import STAGES
 from tests.conftest import demo_tables, run_cli, write_pipeline
+from tests.test_real_pairs import make_pairs
 
 
 def status_json(path) -> dict:
@@ -15,11 +16,11 @@ def status_json(path) -> dict:
 
 
 @pytest.mark.slow
-def test_status_missing_done_stale(tmp_path, sample_dir, pipeline):
-    cfg = pipeline()
+def test_status_missing_done_stale(tmp_path, sample_dir, make_cfg):
+    cfg = make_cfg()
     s = status_json(cfg.path)
-    assert s["pipeline"] == "t" and [x["name"] for x in s["stages"]] == list(STAGES)
-    assert s["stages"][0] == {"name": "shards", "state": "missing", "manifest": str(shards.manifest_path(cfg)),
+    assert s["pipeline"] == "t" and [x["name"] for x in s["stages"]] == list(pipeline.STAGES)
+    assert s["stages"][0] == {"name": "shards", "state": "missing", "manifest": str(pipeline.manifest_path(cfg, "shards")),
                               "needs": []}
     assert s["stages"][1]["needs"] == ["shards"]
     shards.run(cfg)
@@ -37,18 +38,36 @@ def test_status_missing_done_stale(tmp_path, sample_dir, pipeline):
     assert r.returncode == 0 and "shards" in r.stdout and "stale" in r.stdout
 
 
-def test_the_stage_graph_names_every_upstream_a_stage_reads_and_is_in_order():
-    from onepunch.status import GRAPH
-    from tests.test_layout import PKG, imports
+def test_the_stage_graph_names_every_upstream_a_stage_reads_and_is_in_order(tmp_path, monkeypatch, sample_dir):
+    """Every upstream output a stage's inputs or settings ask the pipeline for is one of its `needs`, and every stage
+    comes after what it needs; each names a module under onepunch/stages/ with a run(cfg)."""
+    from tests.test_layout import PKG
 
-    name_of = {s.module.__name__: s.name for s in GRAPH}
+    tables = demo_tables(tmp_path, sample_dir)
+    make_pairs(tmp_path / "real")
+    tables["eval"] = {"real_pairs": str(tmp_path / "real")}
+    cfg = pipeline_config(tmp_path, tables)
+    stub, asked = tmp_path / "stub.json", []
+    stub.write_text("{}")
+
+    def record(cfg, stage, *args):
+        asked.append(stage)
+        return stub
+    monkeypatch.setattr(pipeline, "ready", record)
+    monkeypatch.setattr(pipeline, "output", record)
     seen = set()
-    for s in GRAPH:
-        mods = imports(PKG / "stages" / f"{s.module.__name__.rsplit('.', 1)[1]}.py")
-        read = {name_of[m] for m in mods if m in name_of} | {
-            name_of[f"onepunch.stages.{m.rsplit('.', 1)[1]}"] for m in mods
-            if m.startswith("onepunch.stages.") and f"onepunch.stages.{m.rsplit('.', 1)[1]}" in name_of}
-        read.discard(s.name)
-        assert read <= set(s.needs), (s.name, read - set(s.needs))
-        assert set(s.needs) <= seen, (s.name, set(s.needs) - seen)  # every stage after what it needs
+    for s in pipeline.GRAPH:
+        asked.clear()
+        pipeline.settings(cfg, s.name)
+        if s.name not in ("shards", "colorize"):
+            pipeline.inputs(cfg, s.name)
+        assert set(asked) <= set(s.needs), (s.name, set(asked) - set(s.needs))
+        assert set(s.needs) <= seen, (s.name, set(s.needs) - seen)
+        assert "def run(cfg" in (PKG / "stages" / f"{s.module}.py").read_text(), s.module
         seen.add(s.name)
+    assert asked == ["train-color"]  # colorize reads color.pt
+
+
+def pipeline_config(tmp_path, tables):
+    from onepunch import config
+    return config.load(write_pipeline(tmp_path / "p.toml", tables))

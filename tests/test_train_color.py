@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from onepunch import checkpoint, config, train
+from onepunch import checkpoint, config, pipeline, train
 from onepunch.errors import UserError
 from onepunch.models import colorizer
 from onepunch.stages import build_pairs, shards, train_color
@@ -18,7 +18,7 @@ TINY = {"preset": "tiny", "size": 64, "start_size": 32, "batch_size": 2, "steps"
 
 
 @pytest.fixture
-def pipeline(tmp_path, sample_dir):
+def make_cfg(tmp_path, sample_dir):
     """factory(work, **train_color overrides) -> config with shards and (XDoG) pairs built."""
     def make(work="w", **overrides):
         root = tmp_path / work
@@ -27,9 +27,9 @@ def pipeline(tmp_path, sample_dir):
         tables["build_pairs"] = {"method": "xdog", "workers": 0}
         tables["train_color"] = {**TINY, **overrides}
         cfg = config.load(write_pipeline(root / "p.toml", tables))
-        if shards.state(cfg) != "done":
+        if pipeline.state(cfg, "shards") != "done":
             shards.run(cfg)
-        if build_pairs.state(cfg) != "done":
+        if pipeline.state(cfg, "build-pairs") != "done":
             build_pairs.run(cfg)
         return cfg
     return make
@@ -40,8 +40,8 @@ def weights(path) -> dict:
 
 
 @pytest.mark.slow
-def test_progressive_stages_hand_off_and_export_color_pt(pipeline):
-    cfg = pipeline()
+def test_progressive_stages_hand_off_and_export_color_pt(make_cfg):
+    cfg = make_cfg()
     m = train_color.run(cfg)
     assert [Path(p).name for p in m["stages"]] == ["train-color-32.json", "train-color-64.json"]
     s32, s64 = (json.loads(Path(p).read_text()) for p in m["stages"])
@@ -51,67 +51,67 @@ def test_progressive_stages_hand_off_and_export_color_pt(pipeline):
     assert ck["kind"] == checkpoint.COLOR_KIND and any(k.startswith("encoder.") for k in ck["state_dict"])
     g, _ = checkpoint.load_colorizer(m["outputs"]["color.pt"]["path"])
     assert g(torch.zeros(1, 1, 64, 96)).shape == (1, 3, 64, 96)
-    assert sorted(p.name for p in (train_color.run_dir(cfg) / "64" / "samples").glob("*.png")) == [
+    assert sorted(p.name for p in (pipeline.out_dir(cfg, "train-color") / "64" / "samples").glob("*.png")) == [
         "step-00000002.png", "step-00000004.png"]
-    assert train_color.state(cfg) == "done"
+    assert pipeline.state(cfg, "train-color") == "done"
     before = Path(m["outputs"]["color.pt"]["path"]).stat().st_mtime_ns
     assert train_color.run(cfg) == m and Path(m["outputs"]["color.pt"]["path"]).stat().st_mtime_ns == before
 
 
 @pytest.mark.slow
-def test_a_larger_size_reuses_finished_stages(pipeline, capsys):
-    cfg = pipeline(size=32)
+def test_a_larger_size_reuses_finished_stages(make_cfg, capsys):
+    cfg = make_cfg(size=32)
     train_color.run(cfg)
-    w32 = train_color.run_dir(cfg) / "32" / "weights.pt"
+    w32 = pipeline.out_dir(cfg, "train-color") / "32" / "weights.pt"
     mtime = w32.stat().st_mtime_ns
-    bigger = pipeline(size=64)
-    assert train_color.state(bigger) == "stale"
+    bigger = make_cfg(size=64)
+    assert pipeline.state(bigger, "train-color") == "stale"
     train_color.run(bigger)
     assert "stage 32px up to date" in capsys.readouterr().err and w32.stat().st_mtime_ns == mtime
 
 
 @pytest.mark.slow
-def test_resume_inside_a_stage_equals_continuous(pipeline):
-    straight = pipeline("straight")
+def test_resume_inside_a_stage_equals_continuous(make_cfg):
+    straight = make_cfg("straight")
     train_color.run(straight)
-    cfg = pipeline("resumed")
+    cfg = make_cfg("resumed")
     with pytest.raises(train.Stopped):
         train_color.run(cfg, stop_after=3)  # stage 32 stops at its step 3 of 4
-    assert not train_color.manifest_path(cfg, 32).exists()
+    assert not pipeline.manifest_path(cfg, "train-color", 32).exists()
     train_color.run(cfg)  # resumes stage 32, finishes it, hands off to stage 64
-    a = weights(train_color.run_dir(straight) / "64" / "weights.pt")
-    b = weights(train_color.run_dir(cfg) / "64" / "weights.pt")
+    a = weights(pipeline.out_dir(straight, "train-color") / "64" / "weights.pt")
+    b = weights(pipeline.out_dir(cfg, "train-color") / "64" / "weights.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
-def test_encoder_weights_file_is_loaded_and_frozen(pipeline, tmp_path):
+def test_encoder_weights_file_is_loaded_and_frozen(make_cfg, tmp_path):
     torch.manual_seed(1)
     resnet = torchvision.models.resnet50(weights=None)
     torch.save(resnet.state_dict(), tmp_path / "tv.pth")
-    cfg = pipeline(preset="base", size=32, steps=1, ckpt_every=1, encoder_weights=str(tmp_path / "tv.pth"))
+    cfg = make_cfg(preset="base", size=32, steps=1, ckpt_every=1, encoder_weights=str(tmp_path / "tv.pth"))
     m = train_color.run(cfg)
     g, _ = checkpoint.load_colorizer(m["outputs"]["color.pt"]["path"])
     assert g.cfg.norm == "imagenet" and torch.equal(g.encoder.layer2[0].conv1.weight, resnet.layer2[0].conv1.weight)
-    ck = train.Checkpoints(train_color.run_dir(cfg) / "32" / "ckpt", 3).latest()
+    ck = train.Checkpoints(pipeline.out_dir(cfg, "train-color") / "32" / "ckpt", 3).latest()
     assert not any(k.startswith("encoder.") for k in torch.load(ck, weights_only=True)["generator"])  # not repeated
 
 
 @pytest.mark.slow
-def test_user_errors(pipeline, tmp_path):
-    cfg = pipeline()
+def test_user_errors(make_cfg, tmp_path):
+    cfg = make_cfg()
     r = cli("train-color", "--pipeline", cfg.path, "--encoder-weights", str(tmp_path / "none.pth"))
     assert r.returncode == 2 and "encoder weights not found" in r.stderr, r.stderr
     r = cli("train-color", "--pipeline", cfg.path, "--size", "48")
     assert r.returncode == 2 and "power of 2" in r.stderr, r.stderr
     (tmp_path / "x.pth").write_bytes(b"junk")
     with pytest.raises(UserError, match="need the base"):
-        train_color.run(pipeline("e", encoder_weights=str(tmp_path / "x.pth")))
+        train_color.run(make_cfg("e", encoder_weights=str(tmp_path / "x.pth")))
 
 
 @pytest.mark.slow
-def test_color_pt_is_self_contained(pipeline, tmp_path):
-    cfg = pipeline(size=32)
+def test_color_pt_is_self_contained(make_cfg, tmp_path):
+    cfg = make_cfg(size=32)
     m = train_color.run(cfg)
     g, meta = checkpoint.load_colorizer(m["outputs"]["color.pt"]["path"])
     fresh = colorizer.Colorizer(colorizer.ColorizerConfig(**meta["config"]))
@@ -119,23 +119,23 @@ def test_color_pt_is_self_contained(pipeline, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_ranks_with_gloo(pipeline):
+def test_two_ranks_with_gloo(make_cfg):
     import subprocess
     import sys
 
     from tests.conftest import REPO
-    cfg = pipeline(size=32, steps=2)
+    cfg = make_cfg(size=32, steps=2)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "onepunch",
                         "train-color", "--pipeline", cfg.path], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert json.loads(train_color.manifest_path(cfg, 32).read_text())["world_size"] == 2
-    assert train_color.state(cfg) == "done"
+    assert json.loads(pipeline.manifest_path(cfg, "train-color", 32).read_text())["world_size"] == 2
+    assert pipeline.state(cfg, "train-color") == "done"
 
 
 @pytest.mark.slow
-def test_colorizer_beats_the_trivial_baselines(pipeline):
+def test_colorizer_beats_the_trivial_baselines(make_cfg):
     """The issue's bar: on held-out pairs, validation L1 and PSNR beat the scan itself and the mean training color."""
-    cfg = pipeline(size=64, start_size=64, batch_size=8, steps=150, val_every=150, sample_every=150,
+    cfg = make_cfg(size=64, start_size=64, batch_size=8, steps=150, val_every=150, sample_every=150,
                    ckpt_every=150, val_images=12)
     v = train_color.run(cfg)["metrics"]
     assert v["val_l1"] < min(v["baseline_scan_l1"], v["baseline_mean_l1"]), v
@@ -143,7 +143,7 @@ def test_colorizer_beats_the_trivial_baselines(pipeline):
 
 
 @pytest.mark.slow
-def test_nogan_schedule_and_linear_l1(pipeline):
+def test_nogan_schedule_and_linear_l1(make_cfg):
     tc = config.TrainColorConfig(nogan=True, nogan_phases=(0.5, 0.25))
     assert [train_color.phase(s, 8, tc)[0] for s in range(8)] == ["g_only"] * 4 + ["d_only"] * 2 + ["gan"] * 2
     # Each phase has its own schedule: the L1 phase at nogan_lr_g, the GAN phase from the full rate (not from what
@@ -153,21 +153,21 @@ def test_nogan_schedule_and_linear_l1(pipeline):
     assert lrs[8][1] == tc.lr_d and lrs[12] == (tc.lr_g, tc.lr_d) and lrs[15][0] < tc.lr_g
     assert [train_color.phase(s, 8, config.TrainColorConfig(nogan=True, nogan_phases=(1.0, 0.0)))[0]
             for s in range(8)] == ["g_only"] * 8  # L1 alone
-    cfg = pipeline(size=32, steps=8, nogan=True, nogan_phases=[0.5, 0.25], l1_schedule="linear", edge_weight=1.0)
+    cfg = make_cfg(size=32, steps=8, nogan=True, nogan_phases=[0.5, 0.25], l1_schedule="linear", edge_weight=1.0)
     train_color.run(cfg)
-    log = [json.loads(line) for line in (train_color.run_dir(cfg) / "32" / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (pipeline.out_dir(cfg, "train-color") / "32" / "log.jsonl").read_text().splitlines()]
     losses = [entry for entry in log if "lr_g" in entry]
     assert losses and {"g_l1", "g_adv", "g_edge", "d"} <= set(losses[-1])  # the last phase is the full GAN
 
 
 @pytest.mark.slow
-def test_resuming_from_networks_of_another_version_is_a_one_line_error(pipeline):
+def test_resuming_from_networks_of_another_version_is_a_one_line_error(make_cfg):
     """A checkpoint whose critic has other state-dict keys (saved before the critic's spectral norm moved to
     torch.nn.utils.parametrizations) stops with a UserError that says what to delete, not a load_state_dict trace."""
-    cfg = pipeline()
+    cfg = make_cfg()
     with pytest.raises(train.Stopped):
         train_color.run(cfg, stop_after=3)
-    path = train.Checkpoints(train_color.run_dir(cfg) / "32" / "ckpt", 3).latest()
+    path = train.Checkpoints(pipeline.out_dir(cfg, "train-color") / "32" / "ckpt", 3).latest()
     ck = torch.load(path, weights_only=True)
     ck["critic"] = {k.replace("parametrizations.weight.original", "weight_orig"): v for k, v in ck["critic"].items()}
     checkpoint.save_atomic(ck, path)

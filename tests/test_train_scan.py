@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from onepunch import checkpoint, config, train
+from onepunch import checkpoint, config, pipeline, train
 from onepunch.errors import UserError
 from onepunch.stages import shards, train_scan
 from tests.conftest import REPO, cli, demo_tables, run_cli, write_pipeline
@@ -33,7 +33,7 @@ def trainable(tmp_path, sample_dir):
     """factory(**train_scan overrides) -> config whose shards are built; `work` names its own output folder."""
     def make(work="w", **overrides):
         cfg = config.load(write(tmp_path / work, sample_dir, **overrides))
-        if shards.state(cfg) != "done":
+        if pipeline.state(cfg, "shards") != "done":
             shards.run(cfg)
         return cfg
     return make
@@ -51,7 +51,7 @@ def losses(log: Path) -> list[dict]:
 def test_trains_and_exports_a_safe_self_describing_scan_pt(trainable):
     cfg = trainable()
     m = train_scan.run(cfg)
-    out = train_scan.run_dir(cfg)
+    out = pipeline.out_dir(cfg, "train-scan")
     ck = torch.load(out / "scan.pt", weights_only=True)  # no unpickling of code
     assert ck["kind"] == checkpoint.SCAN_KIND and ck["config"]["in_ch"] == 3 and ck["config"]["out_ch"] == 1
     assert ck["lineage"]["shards_manifest_sha256"] == m["inputs"]["shards_manifest_sha256"]
@@ -61,7 +61,7 @@ def test_trains_and_exports_a_safe_self_describing_scan_pt(trainable):
     assert sorted(p.name for p in (out / "samples").glob("*.png")) == [f"step-{s:08d}.png" for s in (2, 4, 6)]
     assert sorted(p.name for p in (out / "ckpt").glob("*.pt")) == [f"step-{s:08d}.pt" for s in (2, 4, 6)]
     assert {"val_cycle_l1", "val_psnr", "baseline_grey_psnr"} <= set(m["metrics"])
-    assert train_scan.state(cfg) == "done"
+    assert pipeline.state(cfg, "train-scan") == "done"
     # A rerun with nothing changed does nothing.
     before = (out / "scan.pt").stat().st_mtime_ns
     assert train_scan.run(cfg) == m and (out / "scan.pt").stat().st_mtime_ns == before
@@ -74,18 +74,18 @@ def test_resume_equals_continuous_training(trainable):
     cfg = trainable("resumed")
     with pytest.raises(train.Stopped):
         train_scan.run(cfg, stop_after=3)  # stops between checkpoints: the stop itself saves
-    assert train.Checkpoints(train_scan.run_dir(cfg) / "ckpt", 3).latest().name == "step-00000003.pt"
+    assert train.Checkpoints(pipeline.out_dir(cfg, "train-scan") / "ckpt", 3).latest().name == "step-00000003.pt"
     train_scan.run(cfg)
-    a = model_tensors(train_scan.run_dir(straight) / "ckpt" / "step-00000006.pt")
-    b = model_tensors(train_scan.run_dir(cfg) / "ckpt" / "step-00000006.pt")
+    a = model_tensors(pipeline.out_dir(straight, "train-scan") / "ckpt" / "step-00000006.pt")
+    b = model_tensors(pipeline.out_dir(cfg, "train-scan") / "ckpt" / "step-00000006.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert losses(train_scan.run_dir(straight) / "log.jsonl") == losses(train_scan.run_dir(cfg) / "log.jsonl")
+    assert losses(pipeline.out_dir(straight, "train-scan") / "log.jsonl") == losses(pipeline.out_dir(cfg, "train-scan") / "log.jsonl")
 
 
 @pytest.mark.slow
 def test_sigterm_saves_then_a_rerun_resumes(trainable):
     cfg = trainable(steps=200, ckpt_every=1000, sample_every=1000, val_every=1000)
-    log = train_scan.run_dir(cfg) / "log.jsonl"
+    log = pipeline.out_dir(cfg, "train-scan") / "log.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "onepunch", "train-scan", "--pipeline", cfg.path], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -95,7 +95,7 @@ def test_sigterm_saves_then_a_rerun_resumes(trainable):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "stopped at step" in err and "resume" in err
-    saved = train.Checkpoints(train_scan.run_dir(cfg) / "ckpt", 3).latest()
+    saved = train.Checkpoints(pipeline.out_dir(cfg, "train-scan") / "ckpt", 3).latest()
     step = torch.load(saved, weights_only=True)["step"]
     assert 10 <= step < 200
     r = run_cli("train-scan", "--pipeline", cfg.path, "--steps", "200", env={"COLUMNS": "200"}, timeout=300)
@@ -108,9 +108,9 @@ def test_two_ranks_with_gloo(trainable):
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "onepunch",
                         "train-scan", "--pipeline", cfg.path], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads(train_scan.manifest_path(cfg).read_text())
+    m = json.loads(pipeline.manifest_path(cfg, "train-scan").read_text())
     assert m["world_size"] == 2  # and the run checked that both ranks ended with identical weights
-    ck = torch.load(train.Checkpoints(train_scan.run_dir(cfg) / "ckpt", 3).latest(), weights_only=True)
+    ck = torch.load(train.Checkpoints(pipeline.out_dir(cfg, "train-scan") / "ckpt", 3).latest(), weights_only=True)
     assert len(ck["pools"]["scan"]) == 2  # each rank's image pool is saved
 
 
@@ -119,10 +119,10 @@ def test_config_change_makes_it_stale_and_retrains(trainable, capsys):
     cfg = trainable()
     train_scan.run(cfg)
     changed = trainable(lambda_identity=2.0)
-    assert train_scan.state(changed) == "stale"
+    assert pipeline.state(changed, "train-scan") == "stale"
     train_scan.run(changed)
     assert "another config" in capsys.readouterr().err
-    assert train_scan.state(changed) == "done" and train_scan.state(cfg) == "stale"
+    assert pipeline.state(changed, "train-scan") == "done" and pipeline.state(cfg, "train-scan") == "stale"
 
 
 @pytest.mark.slow
@@ -168,7 +168,7 @@ def test_a_checkpoint_of_another_world_size_is_an_error_not_a_restart(trainable)
     cfg = trainable()
     with pytest.raises(train.Stopped):
         train_scan.run(cfg, stop_after=2)
-    latest = train.Checkpoints(train_scan.run_dir(cfg) / "ckpt", 3).latest()
+    latest = train.Checkpoints(pipeline.out_dir(cfg, "train-scan") / "ckpt", 3).latest()
     ck = torch.load(latest, weights_only=True)
     torch.save({**ck, "world_size": 2}, latest)  # as if two ranks had saved it
     with pytest.raises(UserError, match="2 rank"):
@@ -179,12 +179,12 @@ def test_a_checkpoint_of_another_world_size_is_an_error_not_a_restart(trainable)
 def test_cycle_noise_and_ink_prior_train_and_only_change_the_hash_when_on(trainable):
     cfg = trainable(cycle_noise=0.2, ink_weight=1.0, steps=2, ckpt_every=2, val_every=2, sample_every=2)
     train_scan.run(cfg)
-    log = [json.loads(ln) for ln in (train_scan.run_dir(cfg) / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(ln) for ln in (pipeline.out_dir(cfg, "train-scan") / "log.jsonl").read_text().splitlines()]
     assert any("g_ink" in entry for entry in log)
     inputs = {"shards_manifest": "m", "shards_manifest_sha256": "s"}
     off = trainable("off", cycle_noise=0.0, ink_weight=0.0)
     before = off.section("train_scan")  # what the hash covered before the options existed
     for k in ("workers", "device", "compile", "cycle_noise", "ink_weight"):
         before.pop(k)
-    assert train_scan.config_hash(off, inputs) == config.digest({"train_scan": before, "inputs": inputs})
-    assert train_scan.config_hash(trainable("on"), inputs) != train_scan.config_hash(off, inputs)
+    assert pipeline.config_hash(off, "train-scan", inputs) == config.digest({"train_scan": before, "inputs": inputs})
+    assert pipeline.config_hash(trainable("on"), "train-scan", inputs) != pipeline.config_hash(off, "train-scan", inputs)

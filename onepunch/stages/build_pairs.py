@@ -27,71 +27,18 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import torch
 from PIL import Image
 
-from onepunch import __version__, imageio, pairs
+from onepunch import __version__, data, imageio, pairs, pipeline, scanners, train
 from onepunch.config import PipelineConfig, digest
-from onepunch.devices import device_type
 from onepunch.dist import Rank, rank_info
-from onepunch.errors import UserError
-from onepunch.lazy import lazy
-from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
+from onepunch.manifest import FORMAT, exclusive, read_json, write_json
 from onepunch.shardwork import ShardOut, is_done, stats_path, wait_for
-from onepunch.stages import shards as shards_stage
 from onepunch.ui import console, progress
 
-# Imported at first use: `onepunch status` reads this module's state() without paying for torch.
-torch, data, scanners, train = lazy("torch"), lazy("onepunch.data"), lazy("onepunch.scanners"), lazy("onepunch.train")
-
 NAME = "build-pairs"
-PAIRS_FORMAT = 1  # bump when the bytes written for the same inputs change
-SPLITS = ("train", "val")
-
-
-def manifest_path(cfg: PipelineConfig) -> Path:
-    return cfg.manifest_dir / f"{NAME}.json"
-
-
-def out_root(cfg: PipelineConfig) -> Path:
-    return Path(cfg.out_dir) / "pairs"
-
-
-def ckpt_path(cfg: PipelineConfig) -> Path:
-    return Path(cfg.build_pairs.ckpt or Path(cfg.out_dir) / "train-scan" / "scan.pt")
-
-
-def _inputs(cfg: PipelineConfig) -> dict:
-    inputs = {"method": cfg.build_pairs.method}
-    if cfg.build_pairs.method != "folder":  # folder pairs alone need no shards
-        path = shards_stage.ready(cfg)
-        inputs.update(shards_manifest=str(path), shards_manifest_sha256=sha256_file(path))
-    if cfg.build_pairs.pairs_dir:
-        found = pairs.find(cfg.build_pairs.pairs_dir)
-        inputs.update(pairs_dir=cfg.build_pairs.pairs_dir, pairs_dir_fingerprint=pairs.fingerprint(found))
-    if cfg.build_pairs.method == "ckpt":
-        ck = ckpt_path(cfg)
-        if not ck.is_file():
-            hint = "" if cfg.build_pairs.ckpt else " (run `onepunch train-scan` first, or pass --ckpt)"
-            raise UserError(f"scan checkpoint not found: {ck}{hint}")
-        inputs.update(ckpt=str(ck), ckpt_sha256=sha256_file(ck))
-    return inputs
-
-
-def _settings(cfg: PipelineConfig) -> dict:
-    """What changes the output bytes (not batch size or workers). The device does for the generator: CPU results are
-    bit-exact, CUDA ones (TF32, cuDNN autotuning, bf16) differ from them in the last bits, so shards made on one are
-    not claimed to be the other's."""
-    b = cfg.build_pairs
-    s = {"format": PAIRS_FORMAT, "scan_format": b.scan_format, "method": b.method}
-    if b.method == "ckpt":
-        # "auto" resolved as the run resolves it; an explicit device taken as written (status must not fail on it)
-        s["device"] = device_type(b.device)
-        s["levels"] = [b.paper_level, b.ink_level]
-    if b.scan_format == "jpg":
-        s["jpeg_quality"] = b.jpeg_quality
-    if b.method == "xdog":
-        s["xdog"] = [b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi]
-    return s
+SPLITS = pipeline.SPLITS
 
 
 def _tasks(cfg: PipelineConfig, inputs: dict) -> list[dict]:
@@ -108,15 +55,15 @@ def _folder_tasks(cfg: PipelineConfig) -> list[dict]:
     """Pairs the user owns, split into train/val by a hash of the name (the shards rule); a task's digest covers its
     files' names, sizes and mtimes and the settings."""
     found = pairs.find(cfg.build_pairs.pairs_dir)
-    by_split = {s: [p for p in found if shards_stage.split_of(cfg, p.name) == s] for s in SPLITS}
-    settings = {**_settings(cfg), "max_side": cfg.shards.max_side, "image_format": cfg.shards.image_format,
+    by_split = {s: [p for p in found if pipeline.split_of(cfg, p.name) == s] for s in SPLITS}
+    settings = {**pipeline.settings(cfg, NAME), "max_side": cfg.shards.max_side, "image_format": cfg.shards.image_format,
                 "jpeg_quality": cfg.shards.jpeg_quality}
     tasks, n = [], cfg.shards.samples_per_shard
     for split, items in by_split.items():
         for i in range(0, len(items), n):
             chunk = items[i: i + n]
             tasks.append({"split": split, "pairs": [[p.name, str(p.scan), str(p.color)] for p in chunk],
-                          "count": len(chunk), "output": str(out_root(cfg) / f"folder-{split}-{i // n:06d}.tar"),
+                          "count": len(chunk), "output": str(pipeline.out_dir(cfg, NAME) / f"folder-{split}-{i // n:06d}.tar"),
                           "digest": digest({"fingerprint": pairs.fingerprint(chunk), "settings": settings})})
     return tasks
 
@@ -126,39 +73,12 @@ def _generated_tasks(cfg: PipelineConfig, inputs: dict, shards_m: dict) -> list[
     for split in SPLITS:
         for s in shards_m["domains"]["colors"][split]["shards"]:
             d = digest({"input_sha256": s["sha256"], "ckpt_sha256": inputs.get("ckpt_sha256"),
-                        "settings": _settings(cfg)})
+                        "settings": pipeline.settings(cfg, NAME)})
             tasks.append({"split": split, "input": str(root_in / s["path"]), "count": s["count"],
-                          "output": str(out_root(cfg) / Path(s["path"]).name), "digest": d})
+                          "output": str(pipeline.out_dir(cfg, NAME) / Path(s["path"]).name), "digest": d})
     return tasks
 
 
-def config_hash(cfg: PipelineConfig, inputs: dict) -> str:
-    return digest({"settings": _settings(cfg), "inputs": inputs})
-
-
-def ready(cfg: PipelineConfig) -> Path:
-    """The manifest path, for a downstream stage, if every pairs shard it lists is there and it was built from the
-    current shards (its manifest is the truth, whatever the pipeline file now says); UserError otherwise."""
-    m = read_json(manifest_path(cfg))
-    rerun = f"`onepunch build-pairs --pipeline {cfg.path}`"
-    if m is None:
-        raise UserError(f"no pairs yet: run {rerun} first")
-    shards_m = shards_stage.ready(cfg) if "shards_manifest_sha256" in m["inputs"] else None
-    if shards_m and m["inputs"]["shards_manifest_sha256"] != sha256_file(shards_m):
-        raise UserError(f"the pairs were built from other shards than the current ones: rerun {rerun}")
-    if not all(is_done(t["output"], t["digest"]) for t in m["tasks"]):
-        raise UserError(f"pairs shards listed in {manifest_path(cfg)} are missing or changed: rerun {rerun}")
-    return manifest_path(cfg)
-
-
-def state(cfg: PipelineConfig) -> str:
-    def current(m: dict, inputs: dict) -> bool:
-        return (m.get("config_hash") == config_hash(cfg, inputs)
-                and all(is_done(t["output"], t["digest"]) for t in m["tasks"]))
-    return judge(manifest_path(cfg), lambda: _inputs(cfg), current)
-
-
-# ------------------------------------------------------------------------------------------------------ reading
 # ------------------------------------------------------------------------------------------------------ writing
 class Writer(threading.Thread):
     """Encodes scans and writes shards in order, off the main thread. Items: ("open", task) / ("samples", list) /
@@ -222,12 +142,12 @@ def run(cfg: PipelineConfig, rank: Rank | None = None) -> dict | None:
     """Build the pairs (or find them done). Returns the manifest (None on a rank that left it to another)."""
     rank = rank or rank_info()
     log = console(rank.is_main)
-    inputs = _inputs(cfg)
-    if state(cfg) == "done":
-        log.print(f"[green]build-pairs up to date[/]: {manifest_path(cfg)}; nothing to do")
-        return read_json(manifest_path(cfg))
+    inputs = pipeline.inputs(cfg, NAME)
+    if pipeline.state(cfg, NAME, inputs) == "done":
+        log.print(f"[green]build-pairs up to date[/]: {pipeline.manifest_path(cfg, NAME)}; nothing to do")
+        return read_json(pipeline.manifest_path(cfg, NAME))
     tasks = _tasks(cfg, inputs)
-    lock = out_root(cfg) / (".lock" if rank.world == 1 else f".lock-{rank.rank}-of-{rank.world}")
+    lock = pipeline.out_dir(cfg, NAME) / (".lock" if rank.world == 1 else f".lock-{rank.rank}-of-{rank.world}")
     with exclusive(lock, "onepunch build-pairs"):
         env = train.setup(cfg.build_pairs.device)
         mine = [(i, t) for i, t in enumerate(tasks) if rank.owns(i) and not is_done(t["output"], t["digest"])]
@@ -245,7 +165,7 @@ def run(cfg: PipelineConfig, rank: Rank | None = None) -> dict | None:
                 return None
         m = _finalize(cfg, inputs, tasks)
         log.print(f"[green]build-pairs done[/]: {n} pairs in {time.perf_counter() - t0:.1f}s; "
-                  f"train {m['splits']['train']['count']}, val {m['splits']['val']['count']} -> {out_root(cfg)}")
+                  f"train {m['splits']['train']['count']}, val {m['splits']['val']['count']} -> {pipeline.out_dir(cfg, NAME)}")
         return m
 
 
@@ -349,7 +269,7 @@ def _finalize(cfg: PipelineConfig, inputs: dict, tasks: list[dict]) -> dict:
         e["bytes"] += st["bytes"]
     lost = sum(t["count"] for t in tasks) - sum(e["count"] for e in splits.values()) - sum(rejected.values())
     m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": cfg.section("build_pairs"),
-         "config_hash": config_hash(cfg, inputs), "inputs": inputs, "root": str(out_root(cfg)), "splits": splits,
+         "config_hash": pipeline.config_hash(cfg, NAME, inputs), "inputs": inputs, "root": str(pipeline.out_dir(cfg, NAME)), "splits": splits,
          "tasks": tasks, "totals": {"pairs": sum(e["count"] for e in splits.values()), "missing": lost},
          "rejected": dict(sorted(rejected.items())),
          "members": {"color": f"color.{cfg.shards.image_format}", "scan": f"scan.{cfg.build_pairs.scan_format}",
@@ -357,5 +277,5 @@ def _finalize(cfg: PipelineConfig, inputs: dict, tasks: list[dict]) -> dict:
          "versions": {"onepunch": __version__, "torch": torch.__version__, "python": platform.python_version()}}
     if lost:
         raise RuntimeError(f"{lost} input samples have no pair: the pair shards do not match their inputs")
-    write_json(manifest_path(cfg), m)
+    write_json(pipeline.manifest_path(cfg, NAME), m)
     return m

@@ -1,11 +1,11 @@
-"""`onepunch colorize` and `onepunch to-scan` over files, folders and chapters; and the pipeline's last step, which
-colorizes the pages listed in [colorize] inputs (the demo's sample pages).
+"""`onepunch colorize` over files, folders and chapters (pages.py does the reading and writing, PageColorizer the
+colors; to-scan is scanners.to_scan); and the pipeline's last step, which colorizes the pages listed in [colorize]
+inputs (the demo's sample pages).
 
     onepunch colorize page.png chapter/ vol1.cbz --ckpt color.pt --out colored/
-    onepunch to-scan illustration.jpg --ckpt scan.pt --out scans/
 
-The record of what was written (settings, per input its sha256 and its output's) is <out>/.onepunch-colorize.json
-(.onepunch-to-scan.json), or the pipeline manifest manifests/<pipeline>/colorize.json for the pipeline step.
+The record of what was written (settings, per input its sha256 and its output's) is <out>/.onepunch-colorize.json,
+or the pipeline manifest manifests/<pipeline>/colorize.json for the pipeline step.
 Under torchrun (or --rank/--world-size) each rank takes every world-th input, with its own GPU and its own record:
 
     torchrun --nproc_per_node 8 -m onepunch colorize volumes/ --ckpt color.pt --out colored/
@@ -17,29 +17,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from onepunch import imageio, pages
+from onepunch import imageio, pages, pipeline
 from onepunch.config import ColorizeConfig, PipelineConfig
 from onepunch.dist import Rank
 from onepunch.errors import UserError
-from onepunch.lazy import lazy
-from onepunch.manifest import read_json, sha256_file
 from onepunch.ui import console
 
-torch, train = lazy("torch"), lazy("onepunch.train")  # at first use: `onepunch status` needs neither
-
 NAME = "colorize"
-
-
-def _settings(cc: ColorizeConfig, ckpt: Path) -> dict:
-    """What the output bytes depend on (not batch size, device or the input list). working_size 0 means the
-    checkpoint's own, which its sha256 pins; hints, hint image and reference count by their contents."""
-    steer = {k: sha256_file(p) for k in ("hints", "hint_image", "reference") if (p := getattr(cc, k)) and Path(p).is_file()}
-    # Tiles share the page's statistics since 2026-12 (tile_passes): a record of tiles without it is redone.
-    tiles = {"tile": cc.tile, "overlap": cc.overlap, "tile_passes": cc.tile_passes} if cc.tile else {"tile": 0, "overlap": 0}
-    return {"ckpt_sha256": sha256_file(ckpt), "working_size": cc.working_size, "transfer": cc.transfer, "chroma": cc.chroma, **tiles,
-            "lettering": cc.lettering, "descreen": cc.descreen, "regions": cc.regions, "hint_fill": cc.hint_fill,
-            "threshold": cc.threshold, "force": cc.force,
-            "format": cc.format, "quality": cc.quality, **steer}
 
 
 def _image(path: str, what: str, mode: str) -> Image.Image:
@@ -98,10 +82,7 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
     log = log or console()
     every = pages.discover(inputs, out, cc.format)
     jobs, own_record = pages.split(every, out, "colorize", rank)
-    c = PageColorizer(ckpt, device=cc.device, working_size=cc.working_size, tile=cc.tile, overlap=cc.overlap,
-                      batch_size=cc.batch_size, threshold=cc.threshold, transfer=cc.transfer, chroma=cc.chroma,
-                      passes=cc.tile_passes, backend=cc.backend, lettering=cc.lettering,
-                      descreen=cc.descreen, regions=cc.regions, hint_fill=cc.hint_fill)
+    c = PageColorizer(ckpt, cc)
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} ({c.backend}) on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
     page_hints, palette = steering(cc)
@@ -116,56 +97,19 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
     summary = pages.run(jobs, process, fmt=cc.format,
                         quality=cc.quality, batch_size=cc.batch_size,
                         record=record or own_record,
-                        settings=_settings(cc, ckpt), log=log, what="colorize", overwrite=overwrite)
+                        settings=pipeline.colorize_settings(cc, ckpt), log=log, what="colorize", overwrite=overwrite)
     pages.report(summary, out, log, "colored")
     return summary
 
 
 # ---------------------------------------------------------------------------------------------- the pipeline step
-def manifest_path(cfg: PipelineConfig) -> Path:
-    return cfg.manifest_dir / f"{NAME}.json"
-
-
-def out_dir(cfg: PipelineConfig) -> Path:
-    return Path(cfg.colorize.out or Path(cfg.out_dir) / "colorized")
-
-
-def ckpt_path(cfg: PipelineConfig) -> Path:
-    from onepunch.stages import train_color
-    return train_color.run_dir(cfg) / "color.pt"
-
-
-def state(cfg: PipelineConfig) -> str:
-    """done / stale / missing, like the other stages; "skipped" when [colorize] lists no inputs."""
-    if not cfg.colorize.inputs:
-        return "skipped"
-    m = read_json(manifest_path(cfg))
-    if not m:
-        return "missing"
-    ckpt = ckpt_path(cfg)
-    if not ckpt.is_file() or m.get("settings") != _settings(cfg.colorize, ckpt):
-        return "stale"
-    try:
-        jobs = pages.discover([Path(p) for p in cfg.colorize.inputs], out_dir(cfg), cfg.colorize.format)
-    except UserError:
-        return "stale"
-    outputs = m.get("outputs", {})
-    for j in jobs:
-        e = outputs.get(str(j.source))
-        if not e or e.get("failed") or e["input_sha256"] != sha256_file(j.source):
-            return "stale"
-        if not e.get("kept") and not (j.out.is_file() and sha256_file(j.out) == e["output_sha256"]):
-            return "stale"
-    return "done"
-
-
 def run(cfg: PipelineConfig) -> pages.Summary | None:
     log = console()
     if not cfg.colorize.inputs:
         log.print("colorize: no [colorize] inputs in the pipeline, nothing to do")
         return None
-    ckpt = ckpt_path(cfg)
+    ckpt = pipeline.output(cfg, "train-color")
     if not ckpt.is_file():
         raise UserError(f"{ckpt} not found: run `onepunch train-color --pipeline {cfg.path}` first")
-    return colorize([Path(p) for p in cfg.colorize.inputs], out_dir(cfg), ckpt, cfg.colorize,
-                    record=manifest_path(cfg), log=log)
+    return colorize([Path(p) for p in cfg.colorize.inputs], pipeline.out_dir(cfg, NAME), ckpt, cfg.colorize,
+                    record=pipeline.manifest_path(cfg, NAME), log=log)

@@ -31,24 +31,30 @@ import html
 import io
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from onepunch import __version__, imageio, pairs
-from onepunch.config import PipelineConfig, digest
+from onepunch import (
+    __version__,
+    clicks,
+    data,
+    fid,
+    imageio,
+    inference,
+    metrics,
+    pairs,
+    pipeline,
+    scanners,
+    train,
+    transfer,
+)
+from onepunch.config import PipelineConfig
 from onepunch.dist import Rank
 from onepunch.errors import UserError
-from onepunch.lazy import lazy
-from onepunch.manifest import FORMAT, atomic_write, judge, read_json, sha256_file, write_json
-from onepunch.stages import build_pairs, train_color, train_scan
+from onepunch.manifest import FORMAT, atomic_write, read_json, sha256_file, write_json
 from onepunch.ui import console, progress
-
-# Imported at first use: `onepunch status` reads this module's state() without paying for torch.
-torch = lazy("torch")
-data, fid, metrics, train = lazy("onepunch.data"), lazy("onepunch.fid"), lazy("onepunch.metrics"), lazy("onepunch.train")
-inference, scanners, clicks = lazy("onepunch.inference"), lazy("onepunch.scanners"), lazy("onepunch.clicks")
 
 NAME = "eval"
 BASELINES = ("scan", "greyscale", "mean_color")  # greyscale is handed the truth's luminance: a reference
@@ -57,87 +63,26 @@ CLICKED_FILLS = "colorizer_clicks_fills"  # ... and one per solid black fill too
 CELL = 192
 
 
-def run_dir(cfg: PipelineConfig) -> Path:
-    return Path(cfg.out_dir) / NAME
-
-
-def manifest_path(cfg: PipelineConfig) -> Path:
-    return cfg.manifest_dir / f"{NAME}.json"
-
-
-def ckpt_path(cfg: PipelineConfig) -> Path:
-    return Path(cfg.eval.ckpt) if cfg.eval.ckpt else train_color.run_dir(cfg) / "color.pt"
-
-
-def _inputs(cfg: PipelineConfig) -> dict:
-    pm = build_pairs.ready(cfg)
-    ckpt = ckpt_path(cfg)
-    if not ckpt.is_file():
-        raise UserError(f"colorizer not found: {ckpt} (run `onepunch train-color --pipeline {cfg.path}` or give "
-                        "--ckpt)")
-    inputs = {"ckpt": str(ckpt), "ckpt_sha256": sha256_file(ckpt), "pairs_manifest": str(pm),
-              "pairs_manifest_sha256": sha256_file(pm)}
-    if cfg.eval.real_pairs:
-        inputs["real_pairs"] = pairs.fingerprint(pairs.find(cfg.eval.real_pairs))
-        for name, path in sorted(cfg.eval.compare.items()):
-            if not Path(path).is_file():
-                raise UserError(f"eval.compare {name}: colorizer not found: {path}")
-            inputs[f"compare_{name}_sha256"] = sha256_file(path)
-        if (scan := scan_ckpt_path(cfg)) is not None:
-            inputs["scan_ckpt_sha256"] = sha256_file(scan)
-    return inputs
-
-
-def scan_ckpt_path(cfg: PipelineConfig) -> Path | None:
-    if cfg.eval.scan_ckpt:
-        if not Path(cfg.eval.scan_ckpt).is_file():
-            raise UserError(f"eval.scan_ckpt not found: {cfg.eval.scan_ckpt}")
-        return Path(cfg.eval.scan_ckpt)
-    default = Path(cfg.out_dir) / "train-scan" / "scan.pt"
-    return default if default.is_file() else None
-
-
-def _settings(cfg: PipelineConfig) -> dict:
-    e = cfg.eval.__dict__.copy()
-    for k in ("ckpt", "device"):
-        e.pop(k)
-    if e["real_pairs"]:  # the real set's scans are made with build-pairs' scanner settings
-        b = cfg.build_pairs
-        e["scanners"] = {"levels": [b.paper_level, b.ink_level],
-                         "xdog": [b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi]}
-    return e
-
-
-def state(cfg: PipelineConfig, inputs: dict | None = None) -> str:
-    """done / stale / missing; `inputs` when the caller has already computed them (no second checksum pass)."""
-    def current(m: dict, inputs: dict) -> bool:
-        return (m.get("config_hash") == digest({"settings": _settings(cfg), "inputs": inputs})
-                and all(Path(o["path"]).is_file() and sha256_file(o["path"]) == o["sha256"]
-                        for o in m["outputs"].values()))
-    return judge(manifest_path(cfg), (lambda: inputs) if inputs else (lambda: _inputs(cfg)), current)
-
-
 # ----------------------------------------------------------------------------------------------------------- data
-def _val_pairs(cfg: PipelineConfig, pm: dict) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
+def val_pairs(cfg: PipelineConfig, pm: dict) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
     """(split, [(key, scan uint8 HxW, color uint8 HxWx3)]) for the first max_images held-out pairs."""
-    split = "val" if pm["splits"]["val"]["count"] else "train"
-    shards = [(str(Path(pm["root"]) / s["path"]), s["count"]) for s in pm["splits"][split]["shards"]]
+    split = pipeline.held_out(pm)
+    shards = pipeline.pair_shards(pm, split)
     found = data.first_samples(shards, cfg.eval.max_images, (pm["members"]["scan"], "L"), (pm["members"]["color"], "RGB"))
     return split, [(key, scan[0].numpy(), color.permute(1, 2, 0).numpy()) for key, scan, color in found]
 
 
 def _mean_color(pm: dict) -> np.ndarray:
-    shards = [(str(Path(pm["root"]) / s["path"]), s["count"]) for s in pm["splits"]["train"]["shards"] if s["count"]]
-    return (train_color._mean_color(shards, (pm["members"]["scan"], pm["members"]["color"])).numpy() * 255)
+    return data.mean_color(pipeline.pair_shards(pm, "train"), pm["members"]["color"]).numpy() * 255
 
 
 def _true_lineart(cfg: PipelineConfig, pairs: list) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    truth = train_scan.truth_dir(cfg)
+    truth = pipeline.truth_dir(cfg)
     if truth is None:
         return []
     out = []
     for key, _, color in pairs:
-        t = train_scan.load_truth(truth / f"{key}.png", (color.shape[1], color.shape[0]))
+        t = data.load_truth(truth / f"{key}.png", (color.shape[1], color.shape[0]))
         if t is not None:
             out.append((key, (t[0, 0] * 255 + 0.5).to(torch.uint8).numpy(), color))
     return out
@@ -191,7 +136,7 @@ def _outputs(colorizers: dict[str, inference.PageColorizer], items: list, mean_r
                 outs["scan"].append(np.repeat(scan[..., None], 3, 2))
                 outs["greyscale"].append(np.repeat(inference.luma(Image.fromarray(truth))[..., None], 3, 2))
                 flat = np.broadcast_to(mean_rgb.astype(np.uint8), (1, 1, 3))
-                outs["mean_color"].append(inference.transfer_color(scan, np.ascontiguousarray(flat)))
+                outs["mean_color"].append(transfer.transfer_color(scan, np.ascontiguousarray(flat)))
             bar.update(task, advance=len(part))
     return outs
 
@@ -345,15 +290,15 @@ def report_html(result: dict, grids: dict[str, bytes]) -> str:
 # ------------------------------------------------------------------------------------------------------------ run
 def run(cfg: PipelineConfig) -> dict:
     log = console()
-    inputs = _inputs(cfg)
-    if state(cfg, inputs) == "done":
-        m = read_json(manifest_path(cfg))
+    inputs = pipeline.inputs(cfg, NAME)
+    if pipeline.state(cfg, NAME, inputs) == "done":
+        m = read_json(pipeline.manifest_path(cfg, NAME))
         log.print(f"[green]eval up to date[/]: {m['outputs']['report']['path']}")
         return m
     t0 = time.perf_counter()
     ec = cfg.eval
     pm = read_json(inputs["pairs_manifest"])
-    split, val = _val_pairs(cfg, pm)
+    split, val = val_pairs(cfg, pm)
     if not val:
         raise UserError("no pairs to evaluate: the build-pairs output is empty")
     c = inference.PageColorizer(inputs["ckpt"], device=ec.device, working_size=ec.working_size, batch_size=8)
@@ -368,7 +313,7 @@ def run(cfg: PipelineConfig) -> dict:
         others = {name: inference.PageColorizer(path, device=ec.device, working_size=ec.working_size, batch_size=8)
                   for name, path in sorted(ec.compare.items())}
         sets["real"] = (real, {**mine, **others}, f"true scans -> true colors, {ec.real_pairs}")
-    out = run_dir(cfg)
+    out = pipeline.out_dir(cfg, NAME)
     out.mkdir(parents=True, exist_ok=True)
     result = {"pipeline": cfg.name, "ckpt": inputs["ckpt"], "ckpt_sha256": inputs["ckpt_sha256"],
               "working_size": c.working_size, "fid_note": fid_note,
@@ -395,7 +340,7 @@ def run(cfg: PipelineConfig) -> dict:
     if real:  # the scan generator on the true colors, against the true ink
         b = cfg.build_pairs
         methods = {"xdog": scanners.XDoGScanner(b.xdog_sigma, b.xdog_k, b.xdog_tau, b.xdog_eps, b.xdog_phi)}
-        if (scan_ckpt := scan_ckpt_path(cfg)) is not None:
+        if (scan_ckpt := pipeline.eval_scan_ckpt(cfg)) is not None:
             methods = {"generator": scanners.GeneratorScanner(str(scan_ckpt), train.Env(c.device, Rank()), 8),
                        **methods}
         outs = _scan_outputs(methods, real, log)
@@ -412,12 +357,12 @@ def run(cfg: PipelineConfig) -> dict:
     atomic_write(out / "report.html", report_html(result, grids).encode())
     outputs = {"metrics": out / "metrics.json", "report": out / "report.html",
                **{f"grid-{k}": out / f"grid-{k}.png" for k in grids}}
-    m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": _settings(cfg),
-         "config_hash": digest({"settings": _settings(cfg), "inputs": inputs}), "inputs": inputs,
+    m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": pipeline.settings(cfg, NAME),
+         "config_hash": pipeline.config_hash(cfg, NAME, inputs), "inputs": inputs,
          "outputs": {k: {"path": str(p), "sha256": sha256_file(p)} for k, p in outputs.items()},
          "counts": {k: v["images"] for k, v in result["sets"].items()}, "metrics": result["sets"],
          "versions": {"onepunch": __version__, "torch": torch.__version__, "python": platform.python_version()}}
-    write_json(manifest_path(cfg), m)
+    write_json(pipeline.manifest_path(cfg, NAME), m)
     _print_summary(result, log)
     log.print(f"[green]eval done[/] in {time.perf_counter() - t0:.1f} s: report {out / 'report.html'}")
     return m

@@ -37,7 +37,7 @@ from PIL import features
 from rich.console import Console
 from rich.table import Table
 
-from onepunch import __version__, imageio, sources
+from onepunch import __version__, imageio, pipeline, sources
 from onepunch.config import PipelineConfig, digest
 from onepunch.dist import Rank, exit_with, rank_info
 from onepunch.errors import UserError
@@ -47,6 +47,7 @@ from onepunch.shardwork import ShardOut, is_done, stats_path, wait_for
 from onepunch.ui import console as make_console
 from onepunch.ui import progress as _progress
 
+NAME = "shards"
 SHARD_FORMAT = 1  # bump when the bytes written for the same input and config change
 
 
@@ -61,70 +62,6 @@ class Task:
     @property
     def name(self) -> str:
         return f"{self.domain}/{self.split}-{self.index:06d}"
-
-
-def manifest_path(cfg: PipelineConfig) -> Path:
-    return cfg.manifest_dir / "shards.json"
-
-
-def shards_root(cfg: PipelineConfig) -> Path:
-    return Path(cfg.out_dir) / "shards"
-
-
-def config_for_hash(cfg: PipelineConfig) -> dict:
-    """The parts of the config that change the output (not the worker count)."""
-    shards = cfg.section("shards")
-    shards.pop("workers")
-    return {"source": cfg.section("source"), "domains": cfg.section("domains"), "shards": shards}
-
-
-def state(cfg: PipelineConfig) -> str:
-    """done, stale or missing (see `onepunch status`)."""
-    m = read_json(manifest_path(cfg))
-    if m is None:
-        return "missing"
-    return "done" if _up_to_date(cfg, m) else "stale"
-
-
-def ready(cfg: PipelineConfig) -> Path:
-    """The manifest path, for a downstream stage, if the shards it lists are all there (whatever config made them:
-    the manifest, not the pipeline file, is what downstream stages read); UserError otherwise."""
-    m = read_json(manifest_path(cfg))
-    if m is None:
-        raise UserError(f"no shards yet: run `onepunch shards --pipeline {cfg.path}` first")
-    if not _outputs_ok(m):
-        raise UserError(f"shards listed in {manifest_path(cfg)} are missing or changed: rerun `onepunch shards "
-                        f"--pipeline {cfg.path}`")
-    return manifest_path(cfg)
-
-
-def _up_to_date(cfg: PipelineConfig, m: dict) -> bool:
-    if m.get("config_hash") != digest(config_for_hash(cfg)) or m.get("root") != str(shards_root(cfg)):
-        return False
-    try:
-        if m.get("source_fingerprint") != sources.fingerprint(cfg.source):
-            return False
-    except Exception:  # an unreadable source cannot be up to date; the run itself reports why
-        return False
-    return _outputs_ok(m)
-
-
-def _outputs_ok(m: dict) -> bool:
-    root = Path(m["root"])
-    for splits in m["domains"].values():
-        for s in splits.values():
-            for shard in s["shards"]:
-                p = root / shard["path"]
-                if not p.is_file() or p.stat().st_size != shard["bytes"]:
-                    return False
-    return True
-
-
-# ---------------------------------------------------------------------------------------------------------- plan
-def split_of(cfg: PipelineConfig, rid: str) -> str:
-    """train or val, from a hash of the id (stable as the dataset grows; build-pairs splits folder pairs alike)."""
-    h = int.from_bytes(hashlib.sha256(f"{cfg.shards.split_seed}:{rid}".encode()).digest()[:8], "big")
-    return "val" if h % 1_000_000 < cfg.shards.val_fraction * 1_000_000 else "train"
 
 
 def _shard_settings(cfg: PipelineConfig, domain: str) -> dict:
@@ -175,7 +112,7 @@ def plan(cfg: PipelineConfig, records: Iterator, counters: dict, on_record=None)
                     counters["rejects"].append((r.id, r.source, "duplicate_md5"))
                     continue
                 seen_md5.add(key)
-        key = (domain, split_of(cfg, r.id))
+        key = (domain, pipeline.split_of(cfg, r.id))
         buffers.setdefault(key, []).append(r)
         if len(buffers[key]) >= cfg.shards.samples_per_shard:
             yield emit(key)
@@ -252,10 +189,10 @@ def run(cfg: PipelineConfig, rank: Rank | None = None, force: bool = False) -> d
     """Build the shards and the manifest. Returns the manifest (None on a rank that left it to another)."""
     rank = rank or rank_info()
     log = make_console(rank.is_main)
-    root = shards_root(cfg)
-    old = read_json(manifest_path(cfg))
-    if old and not force and _up_to_date(cfg, old):
-        log.print(f"[green]shards up to date[/]: {manifest_path(cfg)} ({_total(old)} samples); nothing to do")
+    root, path = pipeline.out_dir(cfg, NAME), pipeline.manifest_path(cfg, NAME)
+    if not force and pipeline.state(cfg, NAME) == "done":
+        old = read_json(path)
+        log.print(f"[green]shards up to date[/]: {path} ({_total(old)} samples); nothing to do")
         return old
     records, reader_stats = sources.open_source(cfg.source)  # a bad source path fails here, before any output
     lock = root / (".lock" if rank.world == 1 else f".lock-{rank.rank}-of-{rank.world}")
@@ -388,8 +325,8 @@ def _finalize(cfg: PipelineConfig, root: Path, tasks: list[Task], counters: dict
                         (f"; rejected {dict(rejected.most_common(3))} (see {rejects_path})" if rejected else "") +
                         ": check source.path and the tag queries")
     m = {
-        "stage": "shards", "format": FORMAT, "pipeline": cfg.name, "config": config_for_hash(cfg),
-        "config_hash": digest(config_for_hash(cfg)), "source_fingerprint": sources.fingerprint(cfg.source),
+        "stage": NAME, "format": FORMAT, "pipeline": cfg.name, "config": pipeline.settings(cfg, NAME),
+        "config_hash": pipeline.config_hash(cfg, NAME), "source_fingerprint": sources.fingerprint(cfg.source),
         "versions": _versions(), "root": str(root), "domains": domains,
         "totals": {"records": counters["seen"], "selected": written + n_rejected, "written": written,
                    "rejected": n_rejected, "filtered": counters["seen"] - written - n_rejected},
@@ -397,7 +334,7 @@ def _finalize(cfg: PipelineConfig, root: Path, tasks: list[Task], counters: dict
         "rejected": dict(sorted(rejected.items())), "reader": dict(sorted(counters["reader"].items())),
         "rejects_file": str(rejects_path),
     }
-    write_json(manifest_path(cfg), m)
+    write_json(pipeline.manifest_path(cfg, NAME), m)
     return m
 
 

@@ -18,85 +18,21 @@ from __future__ import annotations
 import math
 import platform
 import time
-from pathlib import Path
 
+import torch
 from rich.progress import TextColumn
 
-from onepunch import __version__, dist
-from onepunch.config import PipelineConfig, digest
+from onepunch import __version__, augment, checkpoint, data, dist, losses, metrics, pipeline, train
+from onepunch.config import PipelineConfig
 from onepunch.errors import UserError
-from onepunch.lazy import lazy, no_grad
-from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
-from onepunch.stages import build_pairs
+from onepunch.manifest import FORMAT, exclusive, read_json, sha256_file, write_json
+from onepunch.models import abbins, colorizer, encoder_weights
 from onepunch.ui import console, progress
-
-# Imported at first use: `onepunch status` reads this module's state() without paying for torch.
-torch = lazy("torch")
-augment, checkpoint, data = lazy("onepunch.augment"), lazy("onepunch.checkpoint"), lazy("onepunch.data")
-losses, metrics, train = lazy("onepunch.losses"), lazy("onepunch.metrics"), lazy("onepunch.train")
-colorizer, encoder_weights = lazy("onepunch.models.colorizer"), lazy("onepunch.models.encoder_weights")
-abbins = lazy("onepunch.models.abbins")
 
 CKPT_KIND = "onepunch.train-color.checkpoint"
 NAME = "train-color"
 LOG_EVERY = 10
 GRID_IMAGES = 4
-
-
-def run_dir(cfg: PipelineConfig) -> Path:
-    return Path(cfg.out_dir) / NAME
-
-
-def manifest_path(cfg: PipelineConfig, size: int | None = None) -> Path:
-    return cfg.manifest_dir / (f"{NAME}-{size}.json" if size else f"{NAME}.json")
-
-
-def _inputs(cfg: PipelineConfig) -> dict:
-    path = build_pairs.ready(cfg)
-    inputs = {"pairs_manifest": str(path), "pairs_manifest_sha256": sha256_file(path)}
-    if cfg.train_color.encoder_weights:
-        from onepunch.models.encoder_weights import resolve
-
-        w = resolve(cfg.train_color.encoder_weights)
-        if not w.is_file():
-            raise UserError(f"encoder weights not found: {w}")
-        inputs["encoder_weights_sha256"] = sha256_file(w)
-    return inputs
-
-
-def _settings(cfg: PipelineConfig) -> dict:
-    """What a stage's result depends on (not the final size, workers, device or compile)."""
-    tc = cfg.train_color.__dict__.copy()
-    for k in ("size", "workers", "device", "compile", "encoder_weights"):
-        tc.pop(k)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in tc.items()}
-
-
-def stage_hash(cfg: PipelineConfig, inputs: dict, size: int, init_sha256: str | None) -> str:
-    return digest({"settings": _settings(cfg), "inputs": inputs, "size": size, "init": init_sha256})
-
-
-def _stage_done(cfg: PipelineConfig, inputs: dict, size: int, init: str | None) -> dict | None:
-    m = read_json(manifest_path(cfg, size))
-    if m and m.get("config_hash") == stage_hash(cfg, inputs, size, init):
-        w = Path(m["outputs"]["weights"]["path"])
-        if w.is_file() and sha256_file(w) == m["outputs"]["weights"]["sha256"]:
-            return m
-    return None
-
-
-def state(cfg: PipelineConfig) -> str:
-    def current(m: dict, inputs: dict) -> bool:
-        init = None
-        for size in cfg.train_color.sizes:
-            sm = _stage_done(cfg, inputs, size, init)
-            if sm is None:
-                return False
-            init = sm["outputs"]["weights"]["sha256"]
-        out = m["outputs"]["color.pt"]
-        return (m.get("final_weights_sha256") == init and Path(out["path"]).is_file()
-                and sha256_file(out["path"]) == out["sha256"])
-    return judge(manifest_path(cfg), lambda: _inputs(cfg), current)
 
 
 # ---------------------------------------------------------------------------------------------------------- model
@@ -208,7 +144,7 @@ def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, t
 
 
 # ----------------------------------------------------------------------------------------------------- validation
-@no_grad
+@torch.no_grad()
 def validate(g, val: list, mean_color: torch.Tensor, size: int, env: train.Env) -> dict:
     """Metrics on fixed val pairs (center squares at the stage size), next to the two trivial baselines."""
     scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val]).to(env.device)
@@ -222,12 +158,6 @@ def validate(g, val: list, mean_color: torch.Tensor, size: int, env: train.Env) 
     return {**metrics.color_report(unit[0], unit[1], "val_"),
             **metrics.color_report(unit[2], unit[1], "baseline_scan_"),
             **metrics.color_report(mean, unit[1], "baseline_mean_")}
-
-
-def _mean_color(shards: list, spec_ext: tuple[str, str], n: int = 64) -> torch.Tensor:
-    """Mean RGB in [0, 1] of the first n training colors (the 'mean training color' baseline)."""
-    colors = [c for _, c in data.first_samples(shards, n, (spec_ext[1], "RGB"))]
-    return sum((c.float().mean((1, 2)) / 255 for c in colors), torch.zeros(3)) / max(1, len(colors))
 
 
 def _rebalance(shards: list, spec_ext: tuple[str, str], g, mix: float, n: int = 64) -> torch.Tensor:
@@ -247,26 +177,26 @@ def run(cfg: PipelineConfig, stop_after: int | None = None) -> dict | None:
     tc = cfg.train_color
     env = train.setup(tc.device)
     log = console(env.rank.is_main)
-    inputs = _inputs(cfg)
-    if state(cfg) == "done":
-        log.print(f"[green]train-color up to date[/]: {read_json(manifest_path(cfg))['outputs']['color.pt']['path']}")
-        return read_json(manifest_path(cfg))
-    lock = run_dir(cfg) / (".lock" if env.rank.world == 1 else f".lock-{env.rank.rank}")
+    inputs = pipeline.inputs(cfg, NAME)
+    if pipeline.state(cfg, NAME, inputs) == "done":
+        log.print(f"[green]train-color up to date[/]: {read_json(pipeline.manifest_path(cfg, NAME))['outputs']['color.pt']['path']}")
+        return read_json(pipeline.manifest_path(cfg, NAME))
+    lock = pipeline.out_dir(cfg, NAME) / (".lock" if env.rank.world == 1 else f".lock-{env.rank.rank}")
     with exclusive(lock, "onepunch train-color"):
         try:
             g, d = build_model(cfg, log)
             init, stage_manifests = None, []
             for size in tc.sizes:
-                sm = _stage_done(cfg, inputs, size, init)
+                sm = pipeline.color_stage_done(cfg, inputs, size, init)
                 if sm is None:
                     sm = _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log)
                 else:
-                    log.print(f"stage {size}px up to date ({manifest_path(cfg, size)})")
+                    log.print(f"stage {size}px up to date ({pipeline.manifest_path(cfg, NAME, size)})")
                 w = torch.load(sm["outputs"]["weights"]["path"], map_location="cpu", weights_only=True)
                 load_trainable(g, w["generator"])
                 d.load_state_dict(w["critic"])
                 init = sm["outputs"]["weights"]["sha256"]
-                stage_manifests.append(str(manifest_path(cfg, size)))
+                stage_manifests.append(str(pipeline.manifest_path(cfg, NAME, size)))
             return _finish(cfg, g, inputs, init, stage_manifests, sm["metrics"], env, log) if env.rank.is_main else None
         finally:
             dist.shutdown()
@@ -274,14 +204,12 @@ def run(cfg: PipelineConfig, stop_after: int | None = None) -> dict | None:
 
 def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
     tc, main = cfg.train_color, env.rank.is_main
-    out = run_dir(cfg) / str(size)
-    h = stage_hash(cfg, inputs, size, init)
+    out = pipeline.out_dir(cfg, NAME) / str(size)
+    h = pipeline.config_hash(cfg, NAME, inputs, size, init)
     pairs_m = read_json(inputs["pairs_manifest"])
     members = (pairs_m["members"]["scan"], pairs_m["members"]["color"])
-    root = Path(pairs_m["root"])
-    train_shards = [(str(root / s["path"]), s["count"]) for s in pairs_m["splits"]["train"]["shards"] if s["count"]]
-    val_split = "val" if pairs_m["splits"]["val"]["count"] else "train"
-    val_shards = [(str(root / s["path"]), s["count"]) for s in pairs_m["splits"][val_split]["shards"] if s["count"]]
+    train_shards = pipeline.pair_shards(pairs_m, "train")
+    val_shards = pipeline.pair_shards(pairs_m, pipeline.held_out(pairs_m))
     n_pairs = pairs_m["splits"]["train"]["count"]
     total = tc.steps or max(1, math.ceil(tc.epochs * n_pairs / (tc.batch_size * env.rank.world)))
 
@@ -318,7 +246,7 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                          min_crop=tc.min_crop, rotate=tc.rotate, perspective_p=tc.perspective_p,
                          lines_p=tc.lines_p, hint_p=tc.hint_p, max_hints=tc.max_hints, palette_p=tc.palette_p)
     val = [(s, c) for _, s, c in data.first_samples(val_shards, tc.val_images, (members[0], "L"), (members[1], "RGB"))]
-    mean_color = _mean_color(train_shards, members)
+    mean_color = data.mean_color(train_shards, members[1])
     rebalance = _rebalance(train_shards, members, g, tc.rebalance) if g.cfg.head == "lab" else None
     grid_scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val[:GRID_IMAGES]])
     grid_colors = torch.stack([augment.to_unit(augment.center_square(c, size)) for _, c in val[:GRID_IMAGES]])
@@ -378,28 +306,28 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
         checkpoint.save_atomic({"kind": "onepunch.train-color.stage", "size": size, "generator": trainable_state(g),
                            "critic": {k: v.cpu() for k, v in train.unwrap(d).state_dict().items()}}, weights)
         m = {"stage": f"{NAME}-{size}", "format": FORMAT, "pipeline": cfg.name, "size": size, "steps": total,
-             "config": _settings(cfg), "config_hash": h, "inputs": inputs, "init_weights_sha256": init,
+             "config": pipeline.settings(cfg, NAME), "config_hash": h, "inputs": inputs, "init_weights_sha256": init,
              "world_size": env.rank.world,
              "outputs": {"weights": {"path": str(weights), "sha256": sha256_file(weights)},
                          "samples": str(out / "samples"), "log": str(out / "log.jsonl")},
              "metrics": last_val}
-        write_json(manifest_path(cfg, size), m)
+        write_json(pipeline.manifest_path(cfg, NAME, size), m)
         log.print(f"stage {size}px done: val L1 {last_val['val_l1']:.4f} (scan {last_val['baseline_scan_l1']:.4f}, "
                   f"mean color {last_val['baseline_mean_l1']:.4f})")
     dist.barrier()  # every rank reads the stage manifest rank 0 has just written
-    return read_json(manifest_path(cfg, size))
+    return read_json(pipeline.manifest_path(cfg, NAME, size))
 
 
 def _finish(cfg, g, inputs, final_sha, stage_manifests, val, env, log) -> dict:
-    path = run_dir(cfg) / "color.pt"
+    path = pipeline.out_dir(cfg, NAME) / "color.pt"
     checkpoint.save_colorizer(train.unwrap(g), path, working_size=cfg.shards.max_side,
                    lineage={**inputs, "pipeline": cfg.name, "stages": stage_manifests},
-                   metrics=val, train_config=_settings(cfg))
+                   metrics=val, train_config=pipeline.settings(cfg, NAME))
     m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "sizes": cfg.train_color.sizes,
-         "config": _settings(cfg), "inputs": inputs, "stages": stage_manifests, "final_weights_sha256": final_sha,
+         "config": pipeline.settings(cfg, NAME), "inputs": inputs, "stages": stage_manifests, "final_weights_sha256": final_sha,
          "outputs": {"color.pt": {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}},
          "metrics": val, "versions": {"onepunch": __version__, "torch": torch.__version__,
                                       "python": platform.python_version()}}
-    write_json(manifest_path(cfg), m)
+    write_json(pipeline.manifest_path(cfg, NAME), m)
     log.print(f"[green]train-color done[/]: {path}")
     return m

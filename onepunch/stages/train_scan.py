@@ -17,60 +17,19 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+import torch
 from rich.progress import TextColumn
 
-from onepunch import __version__, dist, imageio
-from onepunch.config import PipelineConfig, digest
-from onepunch.lazy import lazy, no_grad
-from onepunch.manifest import FORMAT, exclusive, judge, read_json, sha256_file, write_json
-from onepunch.stages import shards as shards_stage
+from onepunch import __version__, augment, checkpoint, data, dist, losses, metrics, pipeline, train
+from onepunch.config import PipelineConfig
+from onepunch.manifest import FORMAT, exclusive, read_json, sha256_file, write_json
+from onepunch.models import cyclegan
 from onepunch.ui import console, progress
-
-# Imported at first use: `onepunch status` reads this module's state() without paying for torch.
-torch = lazy("torch")
-augment, checkpoint, data = lazy("onepunch.augment"), lazy("onepunch.checkpoint"), lazy("onepunch.data")
-losses, metrics, train = lazy("onepunch.losses"), lazy("onepunch.metrics"), lazy("onepunch.train")
-cyclegan = lazy("onepunch.models.cyclegan")
 
 CKPT_KIND = "onepunch.train-scan.checkpoint"
 NAME = "train-scan"
-ADDED_LATER = {"cycle_noise": 0.0, "ink_weight": 0.0, "base": ""}
 LOG_EVERY = 10
 GRID_IMAGES = 4
-
-
-def run_dir(cfg: PipelineConfig) -> Path:
-    return Path(cfg.out_dir) / NAME
-
-
-def manifest_path(cfg: PipelineConfig) -> Path:
-    return cfg.manifest_dir / f"{NAME}.json"
-
-
-def _inputs(cfg: PipelineConfig) -> dict:
-    path = shards_stage.ready(cfg)
-    return {"shards_manifest": str(path), "shards_manifest_sha256": sha256_file(path)}
-
-
-def config_hash(cfg: PipelineConfig, inputs: dict) -> str:
-    """What the result depends on: the training settings and the exact shards (not workers, device or compile)."""
-    ts = cfg.section("train_scan")
-    for k in ("workers", "device", "compile"):
-        ts.pop(k)
-    for k, off in ADDED_LATER.items():  # options added later, set off: the hash of the runs made before them
-        if ts.get(k) == off:
-            ts.pop(k)
-    return digest({"train_scan": ts, "inputs": inputs})
-
-
-def state(cfg: PipelineConfig) -> str:
-    def current(m: dict, inputs: dict) -> bool:
-        out = m["outputs"]["scan.pt"]
-        return (m.get("config_hash") == config_hash(cfg, inputs) and Path(out["path"]).is_file()
-                and sha256_file(out["path"]) == out["sha256"])
-    return judge(manifest_path(cfg), lambda: _inputs(cfg), current)
 
 
 def _requires_grad(modules, flag: bool) -> None:
@@ -118,7 +77,7 @@ def train_step(nets: dict, opt_g, opt_d, pools: dict, real_c, real_s, cfg, env: 
 
 
 # -------------------------------------------------------------------------------------------------- validation
-@no_grad
+@torch.no_grad()
 def to_scan(c2s: torch.nn.Module, img: torch.Tensor, env: train.Env) -> torch.Tensor:
     """uint8 (3,H,W) color image -> float (1,1,H,W) scan in [-1, 1], at full size (padded for the net, cropped)."""
     x = augment.to_unit(img)[None].to(env.device)
@@ -128,24 +87,7 @@ def to_scan(c2s: torch.nn.Module, img: torch.Tensor, env: train.Env) -> torch.Te
     return y[..., :h, :w].float()
 
 
-def truth_dir(cfg: PipelineConfig) -> Path | None:
-    """The embedded sample keeps the true line art of every colored image; other sources have none."""
-    d = Path(cfg.source.path) / "truth"
-    return d if cfg.source.kind == "sample" and d.is_dir() else None
-
-
-def load_truth(path: Path, size: tuple[int, int]) -> torch.Tensor | None:
-    """True line art at the size (w, h) of the shard's colored image: (1, 1, H, W) in [0, 1]. (Resizing straight to
-    the size: the shards stage's DCT-scaled decode can round a side 1 px differently from resizing the original.)"""
-    if not path.is_file():
-        return None
-    img = Image.open(path).convert("L")
-    if img.size != size:
-        img = imageio.resize_to(img, size)
-    return torch.from_numpy(np.asarray(img).copy()).float().div(255)[None, None]
-
-
-@no_grad
+@torch.no_grad()
 def validate(nets: dict, val_colors: list, truth: Path | None, env: train.Env) -> dict:
     """Cycle error on val colors; with true line art: PSNR/SSIM of generated scans and of the greyscale baseline."""
     c2s, s2c = nets["c2s"], nets["s2c"]
@@ -158,7 +100,7 @@ def validate(nets: dict, val_colors: list, truth: Path | None, env: train.Env) -
         with env.autocast():
             rec = s2c(x)[..., :h, :w].float()
         out["val_cycle_l1"] += float((rec - augment.to_unit(img)[None].to(env.device)).abs().mean()) / len(val_colors)
-        t = load_truth(truth / f"{key}.png", (img.shape[2], img.shape[1])) if truth else None
+        t = data.load_truth(truth / f"{key}.png", (img.shape[2], img.shape[1])) if truth else None
         if t is None:
             continue
         t = t.to(env.device)
@@ -195,13 +137,13 @@ def run(cfg: PipelineConfig, stop_after: int | None = None) -> dict | None:
     tc = cfg.train_scan
     env = train.setup(tc.device)
     log = console(env.rank.is_main)
-    inputs = _inputs(cfg)
-    h = config_hash(cfg, inputs)
-    old = read_json(manifest_path(cfg))
-    if old and state(cfg) == "done":
+    inputs = pipeline.inputs(cfg, NAME)
+    h = pipeline.config_hash(cfg, NAME, inputs)
+    old = read_json(pipeline.manifest_path(cfg, NAME))
+    if old and pipeline.state(cfg, NAME, inputs) == "done":
         log.print(f"[green]train-scan up to date[/]: {old['outputs']['scan.pt']['path']}; nothing to do")
         return old
-    out = run_dir(cfg)
+    out = pipeline.out_dir(cfg, NAME)
     lock = out / (".lock" if env.rank.world == 1 else f".lock-{env.rank.rank}")
     with exclusive(lock, "onepunch train-scan"):
         try:
@@ -211,7 +153,7 @@ def run(cfg: PipelineConfig, stop_after: int | None = None) -> dict | None:
 
 
 def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after: int | None, log) -> dict | None:
-    tc, out, main = cfg.train_scan, run_dir(cfg), env.rank.is_main
+    tc, out, main = cfg.train_scan, pipeline.out_dir(cfg, NAME), env.rank.is_main
     torch.manual_seed(tc.seed)  # identical initial weights on every rank (and broadcast below, to be sure)
     nets = {k: m.to(env.device) for k, m in cyclegan.build(tc.preset, tc.base).items()}
     if env.cuda:
@@ -254,7 +196,7 @@ def _train(cfg: PipelineConfig, env: train.Env, inputs: dict, h: str, stop_after
     grid_c = torch.stack([augment.to_unit(augment.center_square(x, tc.size)) for _, x in val["colors"][:GRID_IMAGES]])
     grid_s = torch.stack([augment.to_unit(augment.center_square(x, tc.size)) for _, x in val["scans"][:GRID_IMAGES]])
     grid_c, grid_s = grid_c.to(env.device), grid_s.to(env.device)
-    truth = truth_dir(cfg)
+    truth = pipeline.truth_dir(cfg)
 
     step_nets = {k: torch.compile(m) for k, m in nets.items()} if tc.compile else nets
     loaders = {d: iter(data.loader(specs[d], start, tc.workers, pin=env.cuda)) for d in specs}
@@ -316,7 +258,7 @@ def _save(ckpts, nets, opt_g, opt_d, pools, step, h, env: train.Env) -> None:
 
 
 def _finish(cfg, c2s, inputs: dict, h: str, val: dict, env: train.Env, log) -> dict:
-    out = run_dir(cfg)
+    out = pipeline.out_dir(cfg, NAME)
     path = out / "scan.pt"
     checkpoint.save_generator(train.unwrap(c2s), path, lineage={**inputs, "config_hash": h, "pipeline": cfg.name}, metrics=val,
                    train_config=cfg.section("train_scan"))
@@ -328,7 +270,7 @@ def _finish(cfg, c2s, inputs: dict, h: str, val: dict, env: train.Env, log) -> d
         "metrics": val, "versions": {"onepunch": __version__, "torch": torch.__version__,
                                      "python": platform.python_version()},
     }
-    write_json(manifest_path(cfg), m)
+    write_json(pipeline.manifest_path(cfg, NAME), m)
     summary = ", ".join(f"{k} {v:.4g}" for k, v in val.items())
     log.print(f"[green]train-scan done[/]: {path}\n  validation: {summary}\n  sample grids: {out / 'samples'}")
     return m
