@@ -107,7 +107,7 @@ def measure(ckpt: Path, img, data: bytes, folder: Path, args, cuda: bool) -> dic
         torch.cuda.reset_peak_memory_stats()
     c.colorize(img)  # warm-up (cuDNN autotune, allocator)
     grey = luma(img)
-    work = c._work(grey)
+    work = c.working_copy(grey)
     color = c.color_at_working_size([work])[0]
     off = PageColorizer(ckpt, device=args.device, batch_size=args.batch, tile=args.tile, tile_passes=args.tile_passes,
                         regions="off")

@@ -175,7 +175,7 @@ class PageColorizer:
             y = self.net(x, h, p).float()
         return ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
-    def _work(self, grey: np.ndarray) -> np.ndarray:
+    def working_copy(self, grey: np.ndarray) -> np.ndarray:
         """The page's luminance at the working resolution (longer side <= working_size, never upscaled)."""
         h, w = grey.shape
         scale = min(1.0, self.working_size / max(h, w))
@@ -277,7 +277,7 @@ class PageColorizer:
         greys = [luma(images[i]) for i in todo]
         texts = [lettering.find(g) if self.lettering == "keep" or self.descreen == "on" else None for g in greys]
         # The net sees tone as its grey; the transfer adds the page's dots back (detail = page - working copy).
-        works = [self._work(screentone.descreen(g, t) if self.descreen == "on" else g)
+        works = [self.working_copy(screentone.descreen(g, t) if self.descreen == "on" else g)
                  for g, t in zip(greys, texts, strict=True)]
         hint_maps = [hints_lib.at_working_size(hints[i], g.shape, wk.shape) if hints else None
                      for i, g, wk in zip(todo, greys, works, strict=True)]

@@ -62,7 +62,7 @@ def main():
     sums = {k: np.zeros(3) for k in kinds}
     paths = sorted(args.pages.glob("*.png"))[: args.count]
     for path in paths:
-        work = whole._work(np.asarray(Image.open(path).convert("L")))
+        work = whole.working_copy(np.asarray(Image.open(path).convert("L")))
         ref = whole.color_at_working_size([work])[0]
         band = seams(*work.shape, args.tile, args.overlap)
         for k, c in tiled.items():

@@ -224,7 +224,7 @@ def test_tiles_share_the_page_statistics(color_pt):
         for m in whole.net.modules():
             if isinstance(m, SelfAttention):
                 m.gamma.fill_(0.5)  # a trained net's attention acts; the random one's starts at identity
-    work = whole._work(line_page(0, 300, 420))
+    work = whole.working_copy(line_page(0, 300, 420))
     ref = whole.color_at_working_size([work])[0].astype(int)
     err = {}
     for passes in (0, 1, 3):
