@@ -138,7 +138,8 @@ Inputs = Annotated[list[Path], typer.Argument(help="Image files, folders (recurs
                                               show_default=False)]
 
 
-CC = config.ColorizeConfig()  # the colorize options' defaults are the [colorize] table's, stated once
+CC = config.ColorizeConfig()  # the colorize options' defaults and help are the [colorize] table's, stated once
+DOC = config.field_docs(config.ColorizeConfig)
 
 
 @app.command()
@@ -146,30 +147,27 @@ def colorize(
     inputs: Inputs,
     ckpt: Annotated[Path, typer.Option(help="The colorizer (color.pt from train-color, or a .onnx from export).")],
     out: Annotated[Path, typer.Option(help="Output folder (inputs are never overwritten).")] = Path("colored"),
-    fmt: Annotated[str, typer.Option("--format", help=f"Output format: {', '.join(config.FORMATS)}.")] = CC.format,
-    backend: Annotated[str, typer.Option(help="torch, onnx (onnxruntime, a .onnx file) or auto (by the file).")] = CC.backend,
-    quality: Annotated[int, typer.Option(help="JPEG/WebP quality.")] = CC.quality,
-    working_size: Annotated[int, typer.Option(help="Longer side the net runs at (0: the checkpoint's).")] = CC.working_size,
-    transfer: Annotated[str, typer.Option(help="detail (net's colors, page's fine detail) or luminance (page's "
-                                                "greys kept exactly).")] = CC.transfer,
-    chroma: Annotated[str, typer.Option(help="inward (colors stop at ink lines) or bilinear.")] = CC.chroma,
-    lettering: Annotated[str, typer.Option(help="keep (text and speech bubbles stay black on white) or off.")] = CC.lettering,
-    descreen: Annotated[str, typer.Option(help="on (the net sees screentone as grey; dots kept in lightness) or off.")] = CC.descreen,
-    regions: Annotated[str, typer.Option(help="pool (one color per shape the lines enclose; colorless paper kept "
-                                              "paper) or off.")] = CC.regions,
-    hint_fill: Annotated[str, typer.Option(help="flat (a hinted shape takes the hint's color, shaded) or net.")] = CC.hint_fill,
-    tile: Annotated[int, typer.Option(help="Tiled inference with this tile side (multiple of 32; 0: off).")] = CC.tile,
-    overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended.")] = CC.overlap,
-    tile_passes: Annotated[int, typer.Option(help="Passes gathering the page's statistics for its tiles (0: "
-                                                   "each tile its own).")] = CC.tile_passes,
-    batch_size: Annotated[int, typer.Option(help="Pages (or tiles) per forward pass.")] = CC.batch_size,
-    force: Annotated[bool, typer.Option(help="Also colorize pages that are already in color.")] = CC.force,
-    hints: Annotated[str, typer.Option(help="JSON file of color hints: points/strokes in page pixels (README).")] = CC.hints,
-    hint_image: Annotated[str, typer.Option(help="PNG of colored strokes on transparency, stretched over each page.")] = CC.hint_image,
-    reference: Annotated[str, typer.Option(help="A colored page or character sheet: its palette steers every page.")] = CC.reference,
+    fmt: Annotated[str, typer.Option("--format", help=DOC["format"])] = CC.format,
+    backend: Annotated[str, typer.Option(help=DOC["backend"])] = CC.backend,
+    quality: Annotated[int, typer.Option(help=DOC["quality"])] = CC.quality,
+    working_size: Annotated[int, typer.Option(help=DOC["working_size"])] = CC.working_size,
+    transfer: Annotated[str, typer.Option(help=DOC["transfer"])] = CC.transfer,
+    chroma: Annotated[str, typer.Option(help=DOC["chroma"])] = CC.chroma,
+    lettering: Annotated[str, typer.Option(help=DOC["lettering"])] = CC.lettering,
+    descreen: Annotated[str, typer.Option(help=DOC["descreen"])] = CC.descreen,
+    regions: Annotated[str, typer.Option(help=DOC["regions"])] = CC.regions,
+    hint_fill: Annotated[str, typer.Option(help=DOC["hint_fill"])] = CC.hint_fill,
+    tile: Annotated[int, typer.Option(help=DOC["tile"])] = CC.tile,
+    overlap: Annotated[int, typer.Option(help=DOC["overlap"])] = CC.overlap,
+    tile_passes: Annotated[int, typer.Option(help=DOC["tile_passes"])] = CC.tile_passes,
+    batch_size: Annotated[int, typer.Option(help=DOC["batch_size"])] = CC.batch_size,
+    force: Annotated[bool, typer.Option(help=DOC["force"])] = CC.force,
+    hints: Annotated[str, typer.Option(help=DOC["hints"])] = CC.hints,
+    hint_image: Annotated[str, typer.Option(help=DOC["hint_image"])] = CC.hint_image,
+    reference: Annotated[str, typer.Option(help=DOC["reference"])] = CC.reference,
     overwrite: Annotated[bool, typer.Option(help="Replace files in --out that onepunch did not write.")] = False,
-    threshold: Annotated[float, typer.Option(help="Colorfulness above which a page counts as colored.")] = CC.threshold,
-    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = CC.device,
+    threshold: Annotated[float, typer.Option(help=DOC["threshold"])] = CC.threshold,
+    device: Annotated[str, typer.Option(help=DOC["device"])] = CC.device,
     rank: Annotated[int | None, typer.Option(help="This process's rank, without torchrun (with --world-size).")] = None,
     world_size: Annotated[int | None, typer.Option(help="Number of ranks, without torchrun.")] = None,
 ):

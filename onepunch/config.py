@@ -6,10 +6,14 @@ has a one-line docstring; unknown keys, wrong types and impossible values are `U
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
+import inspect
 import json
 import math
+import textwrap
 import tomllib
 import types
 import typing
@@ -545,6 +549,15 @@ def to_dict(obj):
     if isinstance(obj, tuple | list):
         return [to_dict(v) for v in obj]
     return obj
+
+
+@functools.cache
+def field_docs(cls) -> dict[str, str]:
+    """Each field's docstring (the string under it in the class body), for the CLI's help: stated once, here."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    return {a.target.id: " ".join(b.value.value.split()) for a, b in zip(body, body[1:], strict=False)
+            if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
+            and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)}
 
 
 def hashed(obj) -> dict:

@@ -110,3 +110,13 @@ def test_what_enters_a_stage_hash_is_stated_on_the_fields():
     off = pipeline.settings(changed("train_scan", cycle_noise=0.0, ink_weight=0.0, base=""), "train-scan")
     assert not {"cycle_noise", "ink_weight", "base"} & set(off)
     assert {"cycle_noise", "ink_weight", "base"} <= set(pipeline.settings(cfg, "train-scan"))
+
+
+def test_the_colorize_flags_are_documented_where_the_settings_are():
+    """`onepunch colorize --help` shows each [colorize] field's own docstring: options, meanings and defaults are
+    stated once, in config.py."""
+    docs = config.field_docs(config.ColorizeConfig)
+    assert docs["regions"].startswith("pool: one color per region") and docs["tile_passes"].startswith("Passes")
+    assert set(docs) == {f.name for f in __import__("dataclasses").fields(config.ColorizeConfig)}
+    r = cli("colorize", "--help", env={"COLUMNS": "400"})
+    assert r.returncode == 0 and docs["hint_fill"] in " ".join(r.stdout.split())
