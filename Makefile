@@ -46,7 +46,8 @@ realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, about an h
 	  for p in realdata-$$s realdata-$$s-xdog realdata-$$s-oracle; do \
 	    $(RUN)/onepunch build-pairs -p pipelines/realdata/$$p.toml; $(RUN)/onepunch train-color -p pipelines/realdata/$$p.toml; done; \
 	  $(RUN)/onepunch eval -p pipelines/realdata/realdata-$$s.toml; done; \
-	$(RUN)/python scripts/realdata_table.py --summary $(REALDATA_SETS); $(RUN)/python scripts/realdata_table.py $(REALDATA_SETS)
+	$(RUN)/python scripts/realdata_table.py --summary $(REALDATA_SETS); $(RUN)/python scripts/realdata_table.py $(REALDATA_SETS); \
+	$(RUN)/python scripts/realdata_table.py --grids $(REALDATA_SETS)
 
 serve: setup  ## The web app on http://127.0.0.1:7860 with CKPT (default: the demo's colorizer)
 	$(RUN)/onepunch serve --ckpt $(or $(CKPT),runs/demo/train-color/color.pt)

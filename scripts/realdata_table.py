@@ -3,6 +3,7 @@ realdata-table`: one table per set, scans then colors.
 
     python scripts/realdata_table.py fluent emojione openmoji iconpark
     python scripts/realdata_table.py --summary    # README's one-row-a-set table
+    python scripts/realdata_table.py --grids      # docs/realdata-<set>-real(-scans).png from the eval grids
 """
 
 from __future__ import annotations
@@ -62,9 +63,24 @@ def summary(sets: list[str]) -> str:
     return "\n".join(out)
 
 
+def grids(sets: list[str]) -> None:
+    """The docs' grids: the first four rows of each set's eval grids, as 256-color PNGs (small enough for git)."""
+    from PIL import Image
+
+    for s in sets:
+        for kind, suffix in (("real", "real"), ("real_scans", "real-scans")):
+            img = Image.open(f"runs/realdata-{s}/eval/grid-{kind}.png")
+            img = img.crop((0, 0, img.width, img.height // 2)).quantize(256)
+            img.save(f"docs/realdata-{s}-{suffix}.png", optimize=True)
+            print(f"docs/realdata-{s}-{suffix}.png")
+
+
 def main(args: list[str]) -> None:
     sets = [a for a in args if not a.startswith("--")] or ["fluent", "emojione", "openmoji", "iconpark"]
-    print(summary(sets) if "--summary" in args else "\n\n".join(table(s) for s in sets))
+    if "--grids" in args:
+        grids(sets)
+    else:
+        print(summary(sets) if "--summary" in args else "\n\n".join(table(s) for s in sets))
 
 
 if __name__ == "__main__":
