@@ -168,7 +168,10 @@ def inputs(cfg: PipelineConfig, stage: str) -> dict:
     """What a stage reads, by checksum: its upstream manifests (UserError when one is not ready), checkpoints and
     folders."""
     if stage == "shards":
-        return {"source_fingerprint": sources.fingerprint(cfg.source)}
+        try:
+            return {"source_fingerprint": sources.fingerprint(cfg.source)}
+        except Exception as e:  # an unreadable source cannot be up to date; the shards run itself says why
+            raise UserError(f"source {cfg.source.path}: {e}") from None
     if stage == "train-scan":
         return _upstream(cfg, "shards")
     if stage == "build-pairs":
@@ -252,8 +255,6 @@ def state(cfg: PipelineConfig, stage: str, found: dict | None = None) -> str:
     try:
         found = found if found is not None else inputs(cfg, stage)
     except UserError:
-        return "stale"
-    except Exception:  # an unreadable source cannot be up to date; the run itself reports why
         return "stale"
     if stage == "shards":
         return "done" if (m.get("config_hash") == config_hash(cfg, stage) and m.get("root") == str(out_dir(cfg, stage))
