@@ -174,6 +174,21 @@ def hash01(text: str) -> float:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2 ** 64
 
 
+def fresh(root: Path, prefix: str = ""):
+    """An emptied folder: (the sha256 of every file written, by prefix + its path in the folder; put(rel, data))."""
+    if root.exists():
+        shutil.rmtree(root)
+    files: dict[str, str] = {}
+
+    def put(rel: str, data: bytes) -> None:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        files[prefix + rel] = hashlib.sha256(data).hexdigest()
+
+    return files, put
+
+
 def build_set(key: str, spec: dict, out: Path, args, render) -> dict:
     ink_svgs, color_svgs = svgs(spec, out / "npm")
     names = sorted(set(color_svgs) & set(ink_svgs))
@@ -202,15 +217,7 @@ def build_set(key: str, spec: dict, out: Path, args, render) -> dict:
     scan_ids = [n for n in train if hash01(f"{args.seed}:side:{n}") < 0.5]
     color_ids = [n for n in train if n not in set(scan_ids)]
     root = out / key
-    if root.exists():
-        shutil.rmtree(root)
-    files = {}
-
-    def put(rel: str, data: bytes) -> None:
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        files[rel] = hashlib.sha256(data).hexdigest()
+    files, put = fresh(root)
 
     for n in scan_ids:
         put(f"unpaired/scan/{n}.png", rendered[n][0])
@@ -239,6 +246,68 @@ def build_set(key: str, spec: dict, out: Path, args, render) -> dict:
             "counts": counts, "files": files}
 
 
+TONED = ("openmoji", "fluent", "emojione")
+"""Sets that draw people in five skin tones: `tones/` (build_tones)."""
+TONES = ("light", "medium-light", "medium", "medium-dark", "dark")
+"""The five skin tones (Fitzpatrick 1-2 to 6), as the sets name them."""
+OPENMOJI_TONES = ("1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF")
+
+
+def tone_of(key: str, name: str) -> tuple[str, int] | None:
+    """(the design's name without its skin tone, the tone 0-4) of a design drawn in one skin tone; None otherwise
+    (no tone, or several people in different tones)."""
+    if key == "openmoji":
+        parts = name.split("-")
+        found = [i for i, p in enumerate(parts) if p in OPENMOJI_TONES]
+        if len(found) != 1:
+            return None
+        return "-".join(parts[: found[0]] + parts[found[0] + 1:]), OPENMOJI_TONES.index(parts[found[0]])
+    suffix = "-skin-tone" if key == "emojione" else ""
+    for t in sorted(range(len(TONES)), key=lambda t: -len(TONES[t])):  # medium-light before light
+        end = f"-{TONES[t]}{suffix}"
+        if name.endswith(end):
+            return name[: -len(end)], t
+    return None
+
+
+def build_tones(key: str, spec: dict, out: Path, args, render) -> dict:
+    """The same people in five skin tones, for reference-based coloring (docs/realdata.md): every held-out design
+    (test/) drawn in all five tones, as `tones/scan/<design>.png` (its ink drawing, the same in every tone) and
+    `tones/color/<tone>/<design>.png`. A held-out design's tone variants share its ink drawing, so none is in
+    training."""
+    ink_svgs, color_svgs = svgs(spec, out / "npm")
+    groups: dict[str, dict[int, str]] = {}
+    for name in color_svgs:
+        found = tone_of(key, name)
+        if found and (name in ink_svgs or found[0] in ink_svgs):
+            groups.setdefault(found[0], {})[found[1]] = name
+    held_out = {p.stem for p in (out / key / "test" / "scan").glob("*.png")}
+    # The held-out design is whichever of a tone group sorted first (the dedupe keeps one per ink drawing).
+    designs = sorted(b for b, g in groups.items() if len(g) == len(TONES) and ({b, *g.values()} & held_out))
+    files, put = fresh(out / key / "tones", "tones/")
+
+    def draw(b: str) -> list[bytes]:
+        g = groups[b]
+        ink = ink_svgs.get(g[0]) or ink_svgs[b]  # a set that draws the tones in ink draws them alike
+        return [png(render(ink, args.size), "L")] + [png(render(color_svgs[g[t]], args.size), "RGB")
+                                                               for t in range(len(TONES))]
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for b, drawn in zip(designs, pool.map(draw, designs), strict=True):
+            put(f"scan/{b}.png", drawn[0])
+            for t, data in enumerate(drawn[1:]):
+                put(f"color/{t}-{TONES[t]}/{b}.png", data)
+    return {"designs": len(designs), "files": files}
+
+
+def settings_of(key: str, args) -> dict:
+    """What a set's files depend on, as its record (realdata.json, tones.json) holds it: JSON, so tuples read back
+    as lists and a rerun with nothing changed finds the set up to date."""
+    return json.loads(json.dumps({"version": VERSION, "size": args.size, "big": args.big, "big_count": args.big_count,
+                                  "test_fraction": args.test_fraction, "seed": args.seed,
+                                  "packages": {k: v for k, v in SETS[key].items() if k != "kind"}}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("data/realdata"))
@@ -256,16 +325,23 @@ def main() -> None:
         fail(f"unknown set(s) {unknown}: choose from {sorted(SETS)}")
     render = renderer()
     for key in keys:
-        settings = {"version": VERSION, "size": args.size, "big": args.big, "big_count": args.big_count,
-                    "test_fraction": args.test_fraction, "seed": args.seed,
-                    "packages": {k: v for k, v in SETS[key].items() if k != "kind"}}
+        settings = settings_of(key, args)
         record = args.out / key / "realdata.json"
         if record.is_file() and json.loads(record.read_text()).get("settings") == settings:
             print(f"{key}: up to date ({args.out / key})")
-            continue
-        result = build_set(key, SETS[key], args.out, args, render)
-        record.write_text(json.dumps({"settings": settings, **result}, indent=1, sort_keys=True) + "\n")
-        print(f"{key}: {result['counts']} -> {args.out / key}")
+        else:
+            result = build_set(key, SETS[key], args.out, args, render)
+            record.write_text(json.dumps({"settings": settings, **result}, indent=1, sort_keys=True) + "\n")
+            print(f"{key}: {result['counts']} -> {args.out / key}")
+        if key in TONED:
+            tones = args.out / key / "tones.json"
+            if tones.is_file() and json.loads(tones.read_text()).get("settings") == settings:
+                print(f"{key} tones: up to date")
+                continue
+            result = build_tones(key, SETS[key], args.out, args, render)
+            tones.write_text(json.dumps({"settings": settings, **result}, indent=1, sort_keys=True) + "\n")
+            print(f"{key} tones: {result['designs']} held-out designs in {len(TONES)} skin tones -> "
+                  f"{args.out / key / 'tones'}")
 
 
 if __name__ == "__main__":
