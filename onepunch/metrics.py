@@ -7,6 +7,12 @@ import torch
 import torch.nn.functional as F
 
 
+def unit(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB -> float (1, 3, H, W) in [0, 1], what these metrics take (a copy: PIL's arrays are
+    read-only)."""
+    return torch.tensor(np.asarray(rgb)).permute(2, 0, 1)[None].float() / 255
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """Peak signal-to-noise ratio, dB, of images in [0, 1] (mean over the batch of per-image PSNR)."""
     mse = (a.float() - b.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,12 +27,8 @@ from onepunch import clicks, metrics, pairs  # noqa: E402
 from onepunch.inference import PageColorizer  # noqa: E402
 
 
-def unit(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255
-
-
 def score(out: np.ndarray, truth: np.ndarray) -> dict:
-    o, t = unit(out), unit(truth)
+    o, t = metrics.unit(out), metrics.unit(truth)
     return {"psnr": metrics.psnr(o, t), "ssim": metrics.ssim(o, t),
             "ciede2000": float(metrics.ciede2000(metrics.rgb_to_lab(o), metrics.rgb_to_lab(t)).mean()),
             "colorfulness": float(metrics.colorfulness(o)[0])}
@@ -65,7 +60,7 @@ def main() -> None:
         points = [clicks.clicks(scan, color, fills=args.fills) for scan, color in items]
         rows = {}
         t0 = time.perf_counter()
-        truth_cf = float(np.mean([float(metrics.colorfulness(unit(c))[0]) for _, c in items]))
+        truth_cf = float(np.mean([float(metrics.colorfulness(metrics.unit(c))[0]) for _, c in items]))
         rows["input-as-output"] = [score(np.repeat(s[..., None], 3, 2), c) for s, c in items]
         rows["input-as-output"] = [{**r, "hint_de": np.mean(clicks.obedience(np.repeat(s[..., None], 3, 2), s, p))
                                     if p else np.nan} for r, (s, _), p in zip(rows["input-as-output"], items, points, strict=True)]

@@ -27,6 +27,7 @@ with the same settings does nothing. Nothing here runs at onepunch's run time: t
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -39,6 +40,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from onepunch.manifest import read_json, write_json  # noqa: E402
 
 VERSION = 2
 MIN_INK = 0.002
@@ -189,8 +193,8 @@ def fresh(root: Path, prefix: str = ""):
     return files, put
 
 
-def build_set(key: str, spec: dict, out: Path, args, render) -> dict:
-    ink_svgs, color_svgs = svgs(spec, out / "npm")
+def build_set(key: str, spec: dict, drawings, out: Path, args, render) -> dict:
+    ink_svgs, color_svgs = drawings()
     names = sorted(set(color_svgs) & set(ink_svgs))
     print(f"{key}: {len(names)} designs in both {spec['color'][0]} and {spec['ink'][0]}; rendering", flush=True)
 
@@ -270,12 +274,12 @@ def tone_of(key: str, name: str) -> tuple[str, int] | None:
     return None
 
 
-def build_tones(key: str, spec: dict, out: Path, args, render) -> dict:
+def build_tones(key: str, spec: dict, drawings, out: Path, args, render) -> dict:
     """The same people in five skin tones, for reference-based coloring (docs/realdata.md): every held-out design
     (test/) drawn in all five tones, as `tones/scan/<design>.png` (its ink drawing, the same in every tone) and
     `tones/color/<tone>/<design>.png`. A held-out design's tone variants share its ink drawing, so none is in
     training."""
-    ink_svgs, color_svgs = svgs(spec, out / "npm")
+    ink_svgs, color_svgs = drawings()
     groups: dict[str, dict[int, str]] = {}
     for name in color_svgs:
         found = tone_of(key, name)
@@ -325,24 +329,34 @@ def main() -> None:
         fail(f"unknown set(s) {unknown}: choose from {sorted(SETS)}")
     render = renderer()
     for key in keys:
-        settings = settings_of(key, args)
-        record = args.out / key / "realdata.json"
-        if record.is_file() and json.loads(record.read_text()).get("settings") == settings:
-            print(f"{key}: up to date ({args.out / key})")
-        else:
-            result = build_set(key, SETS[key], args.out, args, render)
-            record.write_text(json.dumps({"settings": settings, **result}, indent=1, sort_keys=True) + "\n")
-            print(f"{key}: {result['counts']} -> {args.out / key}")
-        if key in TONED:
-            tones = args.out / key / "tones.json"
-            if tones.is_file() and json.loads(tones.read_text()).get("settings") == settings:
-                print(f"{key} tones: up to date")
-                continue
-            result = build_tones(key, SETS[key], args.out, args, render)
-            tones.write_text(json.dumps({"settings": settings, **result}, indent=1, sort_keys=True) + "\n")
-            print(f"{key} tones: {result['designs']} held-out designs in {len(TONES)} skin tones -> "
-                  f"{args.out / key / 'tones'}")
+        make_set(key, args, render)
 
+
+def make_set(key: str, args, render) -> None:
+    """A set, and its people in five tones for the sets that draw them; each only when its record does not hold
+    these settings already (a rerun with nothing changed does nothing)."""
+    settings = settings_of(key, args)
+    drawings = functools.cache(lambda: svgs(SETS[key], args.out / "npm"))  # parsed once, and only if needed
+    # The set first: rebuilding it empties its folder, tones.json with it, so its tones are rebuilt too.
+    made = ensure(args.out / key / "realdata.json", settings,
+                  lambda: build_set(key, SETS[key], drawings, args.out, args, render))
+    print(f"{key}: {made['counts']} -> {args.out / key}" if made else f"{key}: up to date ({args.out / key})")
+    if key in TONED:
+        made = ensure(args.out / key / "tones.json", settings,
+                      lambda: build_tones(key, SETS[key], drawings, args.out, args, render))
+        print(f"{key} tones: {made['designs']} held-out designs in {len(TONES)} skin tones -> {args.out / key}/tones"
+              if made else f"{key} tones: up to date")
+
+
+def ensure(record: Path, settings: dict, build) -> dict | None:
+    """build() and its result, unless `record` holds these settings already (None). The record is written last and
+    atomically: a killed build leaves none, so the next run builds again."""
+    found = read_json(record)
+    if found is not None and found.get("settings") == settings:
+        return None
+    result = build()
+    write_json(record, {"settings": settings, **result})
+    return result
 
 if __name__ == "__main__":
     main()

@@ -64,67 +64,51 @@ def colors(reference: np.ndarray) -> np.ndarray:
     return means[count >= MIN_SHARE * len(lab)].astype(np.float32)
 
 
-def matched_clicks(scan: np.ndarray, auto: np.ndarray, palette: np.ndarray, near: float = NEAR) -> list[dict]:
-    """Clicks for the page's line art `scan` (uint8 (H, W)) whose automatic colors are `auto` (uint8 (H, W, 3)):
-    one per enclosed shape whose color has a reference color (`colors`) within `near`, in that color."""
-    points = clicks.clicks(scan, auto)
-    if not len(palette) or not points:
-        return []
-    return matches(points, regions.to_lab(np.uint8([[p["color"] for p in points]]))[0], palette, palette, near)
-
-
 GEO = 50.0
 """`keyed` with place: a shape's key also holds its centroid within the drawing's ink box (0-1 each way) times this,
 so a shift of a tenth of the drawing counts as 5 Lab units of color (a face stays a face, a sleeve a sleeve)."""
 
 
-def _key(scan: np.ndarray, points: list[dict], geo: float) -> np.ndarray:
-    """(K, 3 or 5) keys of clicked shapes: their Lab color, and with `geo` their place in the drawing."""
-    lab = regions.to_lab(np.uint8([[p["color"] for p in points]]))[0]
-    if not geo:
-        return lab
-    ys, xs = np.nonzero(scan < 128)
-    if not len(ys):
-        return np.concatenate([lab, np.zeros((len(lab), 2), np.float32)], 1)
-    labels, _ = regions.shapes(scan)
-    places = []
-    for p in points:
-        yy, xx = np.nonzero(labels == p["region"])
-        places.append(((xx.mean() - xs.min()) / max(1, np.ptp(xs)), (yy.mean() - ys.min()) / max(1, np.ptp(ys))))
-    return np.concatenate([lab, geo * np.float32(places)], 1)
+class Shapes:
+    """A page's clicked shapes (clicks.clicks on its line art and automatic colors: one a shape) and their keys:
+    the net's Lab color there (`geo` 0), and with `geo` their place in the drawing too. Made once a page."""
 
+    def __init__(self, scan: np.ndarray, auto: np.ndarray):
+        self.scan, self.auto, self.points = scan, auto, clicks.clicks(scan, auto)
+        lab = regions.to_lab(np.uint8([[p["color"] for p in self.points]]))[0] if self.points else np.zeros((0, 3))
+        self.keys = {0.0: lab, GEO: np.concatenate([lab, GEO * self._places()], 1)}
 
-def keyed(scan: np.ndarray, auto: np.ndarray, colored: np.ndarray, geo: float = 0.0) -> tuple:
-    """A colored page whose line art is known (a page a person colored; a character sheet and its ink drawing):
-    per enclosed shape, (its key: the net's automatic color there, and with `geo` its place; the page's Lab color
-    there), so a shape the net colors as it colored a reference shape (skin as skin, hair as hair) takes that
-    shape's color."""
-    truth = {p["region"]: p for p in clicks.clicks(scan, colored)}
-    auto_points = [p for p in clicks.clicks(scan, auto) if p["region"] in truth]
-    if not auto_points:
-        return np.zeros((0, 5 if geo else 3), np.float32), np.zeros((0, 3), np.float32)
-    values = regions.to_lab(np.uint8([[truth[p["region"]]["color"] for p in auto_points]]))[0]
-    return _key(scan, auto_points, geo), values
+    def _places(self) -> np.ndarray:
+        ys, xs = np.nonzero(self.scan < 128)
+        if not len(ys) or not self.points:
+            return np.zeros((len(self.points), 2), np.float32)
+        labels, _ = regions.shapes(self.scan)
+        places = []
+        for p in self.points:
+            yy, xx = np.nonzero(labels == p["region"])
+            places.append(((xx.mean() - xs.min()) / max(1, np.ptp(xs)), (yy.mean() - ys.min()) / max(1, np.ptp(ys))))
+        return np.float32(places)
 
+    def snapped(self, palette: np.ndarray, near: float) -> list[dict]:
+        """`reference`: each shape whose color has a reference color (`colors`) within `near`, in that color."""
+        return matches(self.points, self.keys[0.0], palette, palette, near) if len(palette) else []
 
-def keyed_clicks(scan: np.ndarray, auto: np.ndarray, keys: np.ndarray, values: np.ndarray,
-                 near: float = NEAR, geo: float = 0.0) -> list[dict]:
-    """Clicks for a page (line art `scan`, automatic colors `auto`): each enclosed shape whose key is within `near`
-    of a reference key takes that key's value (`keyed`)."""
-    points = clicks.clicks(scan, auto)
-    if not len(keys) or not points:
-        return []
-    return matches(points, _key(scan, points, geo), keys, values, near)
-
-
-
-def unit(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255
+    def keyed(self, ref: Shapes, colored: np.ndarray, geo: float, near: float) -> list[dict]:
+        """`keyed`: the reference page `ref` (a page a person colored; a character sheet and its ink drawing) in
+        its colors `colored`: each shape of this page whose key is within `near` of a reference shape's takes that
+        shape's color, so a shape the net colors as it colored a reference shape (skin as skin, hair as hair)
+        takes its color."""
+        truth = {p["region"]: p["color"] for p in clicks.clicks(ref.scan, colored)}
+        have = [i for i, p in enumerate(ref.points) if p["region"] in truth]
+        if not have or not self.points:
+            return []
+        values = regions.to_lab(np.uint8([[truth[ref.points[i]["region"]] for i in have]]))[0]
+        return matches(self.points, self.keys[geo], ref.keys[geo][have], values, near)
 
 
 def score(out: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     """PSNR, CIEDE2000 over the page, CIEDE2000 over the truth's colored pixels (chroma above 10: skin, hair)."""
-    o, t = unit(out), unit(truth)
+    o, t = metrics.unit(out), metrics.unit(truth)
     lab_t = metrics.rgb_to_lab(t)
     de = metrics.ciede2000(metrics.rgb_to_lab(o), lab_t)[0]
     colored = torch.hypot(lab_t[0, 1], lab_t[0, 2]) > 10
@@ -149,43 +133,45 @@ def main() -> None:
     # An unrelated reference: a held-out design of the set that is no person (test/, not in tones/).
     people = set(designs)
     unrelated = sorted(p.name for p in (args.tones.parent / "test" / "scan").glob("*.png") if p.name not in people)
-    autos = {}
+    cache: dict[Path, Shapes] = {}
+
+    def shapes(path: Path) -> Shapes:
+        """A line art's shapes, colorized automatically once."""
+        if path not in cache:
+            scan = np.asarray(Image.open(path).convert("L"))
+            cache[path] = Shapes(scan, np.asarray(c.colorize(Image.fromarray(scan, "L"))))
+        return cache[path]
+
+    def colorize(page: Shapes, points: list[dict]) -> np.ndarray:
+        """The page with these clicks (filled flat); its automatic colors when there are none."""
+        if not points:
+            return page.auto
+        return np.asarray(c.colorize(Image.fromarray(page.scan, "L"), hints=clicks.as_hints(points)))
+
     for i, d in enumerate(designs):
-        scan = np.asarray(Image.open(args.tones / "scan" / d).convert("L"))
-        auto = np.asarray(c.colorize(Image.fromarray(scan, "L")))
+        page = shapes(args.tones / "scan" / d)
         other = designs[(i + 1) % len(designs)]
-        other_scan = np.asarray(Image.open(args.tones / "scan" / other).convert("L"))
-        if other not in autos:
-            autos[other] = np.asarray(c.colorize(Image.fromarray(other_scan, "L")))
+        ref = shapes(args.tones / "scan" / other)
         for t, tone in enumerate(tones):
             truth = np.asarray(Image.open(args.tones / "color" / tone / d).convert("RGB"))
-            right = Image.open(args.tones / "color" / tone / other).convert("RGB")
-            wrong = Image.open(args.tones / "color" / tones[(t + 2) % len(tones)] / other).convert("RGB")
-            rows["none"].append(score(auto, truth))
+            right = np.asarray(Image.open(args.tones / "color" / tone / other).convert("RGB"))
+            wrong = np.asarray(Image.open(args.tones / "color" / tones[(t + 2) % len(tones)] / other).convert("RGB"))
+            rows["none"].append(score(page.auto, truth))
             if c.takes_palette:
-                pal = np.asarray(c.colorize(Image.fromarray(scan, "L"), palette=hints.of_image(right)))
-                rows["palette (right)"].append(score(pal, truth))
-            for name, ref in (("reference (right)", right), ("reference (wrong)", wrong)):
-                pts = matched_clicks(scan, auto, colors(np.asarray(ref)), args.near)
-                out = np.asarray(c.colorize(Image.fromarray(scan, "L"), hints=clicks.as_hints(pts))) if pts else auto
-                rows[name].append(score(out, truth))
+                pal = c.colorize(Image.fromarray(page.scan, "L"), palette=hints.of_image(Image.fromarray(right)))
+                rows["palette (right)"].append(score(np.asarray(pal), truth))
+            for which, colored in (("right", right), ("wrong", wrong)):
+                snapped = page.snapped(colors(colored), args.near)
+                rows[f"reference ({which})"].append(score(colorize(page, snapped), truth))
                 for geo, label in ((0.0, "keyed"), (GEO, "keyed with place")):
-                    keys, values = keyed(other_scan, autos[other], np.asarray(ref), geo)
-                    pts = keyed_clicks(scan, auto, keys, values, args.near, geo)
-                    out = (np.asarray(c.colorize(Image.fromarray(scan, "L"), hints=clicks.as_hints(pts))) if pts
-                           else auto)
-                    rows[name.replace("reference", label)].append(score(out, truth))
+                    keyed = page.keyed(ref, colored, geo, args.near)
+                    rows[f"{label} ({which})"].append(score(colorize(page, keyed), truth))
             u = unrelated[(i * len(tones) + t) % len(unrelated)]
-            u_scan = np.asarray(Image.open(args.tones.parent / "test" / "scan" / u).convert("L"))
             u_color = np.asarray(Image.open(args.tones.parent / "test" / "color" / u).convert("RGB"))
-            u_auto = np.asarray(c.colorize(Image.fromarray(u_scan, "L")))
-            keys, values = keyed(u_scan, u_auto, u_color, GEO)
-            pts = keyed_clicks(scan, auto, keys, values, args.near, GEO)
-            out = np.asarray(c.colorize(Image.fromarray(scan, "L"), hints=clicks.as_hints(pts))) if pts else auto
-            rows["keyed with place (unrelated)"].append(score(out, truth))
-            pts = clicks.clicks(scan, truth)
-            out = np.asarray(c.colorize(Image.fromarray(scan, "L"), hints=clicks.as_hints(pts))) if pts else auto
-            rows["clicks from the truth (ceiling)"].append(score(out, truth))
+            u_keyed = page.keyed(shapes(args.tones.parent / "test" / "scan" / u), u_color, GEO, args.near)
+            rows["keyed with place (unrelated)"].append(score(colorize(page, u_keyed), truth))
+            ceiling = clicks.clicks(page.scan, truth)
+            rows["clicks from the truth (ceiling)"].append(score(colorize(page, ceiling), truth))
     print(f"{args.tones}: {len(designs)} designs x {len(tones)} tones, {args.ckpt}\n")
     print("| reference | PSNR | CIEDE2000 | CIEDE2000 on colored pixels |\n| --- | --- | --- | --- |")
     for name, r in rows.items():

@@ -13,16 +13,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from onepunch import metrics, pairs, regions  # noqa: E402
 from onepunch.inference import PageColorizer  # noqa: E402
-
-
-def unit(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float() / 255  # a copy: PIL arrays are read-only
 
 
 def main(ckpt: str, folder: str, n: int, settings: list[str]) -> None:
@@ -34,7 +29,7 @@ def main(ckpt: str, folder: str, n: int, settings: list[str]) -> None:
         c = PageColorizer(ckpt, device="cpu")
         rows = []
         for scan, truth in items:
-            out, t = unit(np.asarray(c.colorize(Image.fromarray(scan, "L")))), unit(truth)
+            out, t = metrics.unit(np.asarray(c.colorize(Image.fromarray(scan, "L")))), metrics.unit(truth)
             rows.append((metrics.psnr(out, t), float(metrics.ciede2000(metrics.rgb_to_lab(out),
                                                                         metrics.rgb_to_lab(t)).mean()),
                          float(metrics.colorfulness(out)[0])))

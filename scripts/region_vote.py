@@ -25,10 +25,6 @@ POOL = regions.pool
 STATE: dict = {"T": None}
 
 
-def unit(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float() / 255
-
-
 def voted_pool(color, grey, found=None, shade=regions.SHADE):
     """regions.pool with each enclosed region's a*b* from its pooled distribution (the logits kept by the net's
     readout: (1, Q, H/4, W/4) of the padded working copy)."""
@@ -52,7 +48,7 @@ def voted_pool(color, grey, found=None, shade=regions.SHADE):
 
 
 def score(out: np.ndarray, truth: np.ndarray) -> tuple:
-    o, t = unit(out), unit(truth)
+    o, t = metrics.unit(out), metrics.unit(truth)
     return (metrics.psnr(o, t), float(metrics.ciede2000(metrics.rgb_to_lab(o), metrics.rgb_to_lab(t)).mean()),
             float(metrics.colorfulness(o)[0]), float(metrics.colorfulness(t)[0]))
 

@@ -42,3 +42,30 @@ def test_fresh_empties_the_folder_and_records_each_files_sha256(tmp_path):
     put("scan/a.png", b"ink")
     assert sorted(p.name for p in (tmp_path / "tones").rglob("*.png")) == ["a.png"]
     assert files == {"tones/scan/a.png": realdata.hashlib.sha256(b"ink").hexdigest()}
+
+
+def test_a_rerun_with_nothing_changed_builds_nothing_and_a_killed_one_builds_again(tmp_path, monkeypatch):
+    """make_set with the builds stubbed (the real ones need npm): the set and its tones are built once; a rerun finds
+    both up to date; a record left half-written (a killed run) or made with other settings means build again."""
+    built = []
+
+    def build_set(key, spec, drawings, out, args, render):
+        built.append("set")
+        return {"counts": {}}
+
+    def build_tones(key, spec, drawings, out, args, render):
+        built.append("tones")
+        return {"designs": 0}
+
+    monkeypatch.setattr(realdata, "build_set", build_set)
+    monkeypatch.setattr(realdata, "build_tones", build_tones)
+    args = argparse.Namespace(out=tmp_path, size=256, big=1024, big_count=200, test_fraction=0.3, seed=0)
+    (tmp_path / "openmoji").mkdir()
+    realdata.make_set("openmoji", args, render=None)
+    realdata.make_set("openmoji", args, render=None)
+    assert built == ["set", "tones"]
+    (tmp_path / "openmoji" / "tones.json").write_text('{"settings": {"ver')  # killed while writing
+    realdata.make_set("openmoji", args, render=None)
+    assert built == ["set", "tones", "tones"]
+    realdata.make_set("openmoji", argparse.Namespace(**{**vars(args), "seed": 1}), render=None)
+    assert built == ["set", "tones", "tones", "set", "tones"]

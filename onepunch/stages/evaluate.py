@@ -89,13 +89,9 @@ def _true_lineart(cfg: PipelineConfig, pairs: list) -> list[tuple[str, np.ndarra
 
 
 # -------------------------------------------------------------------------------------------------------- metrics
-def _unit(rgb: np.ndarray) -> torch.Tensor:
-    return torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255
-
-
 def image_metrics(out: np.ndarray, truth: np.ndarray, scan: np.ndarray) -> dict:
     """Metrics of one uint8 RGB output against its truth, and of its lines against the input scan's."""
-    o, t = _unit(out), _unit(truth)
+    o, t = metrics.unit(out), metrics.unit(truth)
     de = metrics.ciede2000(metrics.rgb_to_lab(o), metrics.rgb_to_lab(t)).mean()
     cf_o, cf_t = float(metrics.colorfulness(o)[0]), float(metrics.colorfulness(t)[0])
     return {"psnr": metrics.psnr(o, t), "ssim": metrics.ssim(o, t), "ciede2000": float(de),
@@ -187,12 +183,12 @@ def evaluate_set(items: list, outs: dict, features, points: dict | None = None) 
             f = _feats(features, outs[m])
             table[m]["fid"] = fid.fid(f, truth_feats) if len(items) > 2 else float("nan")
             table[m]["kid"] = fid.kid(f, truth_feats)
-    table["truth"] = {"colorfulness": float(np.mean([float(metrics.colorfulness(_unit(t))[0]) for t in truths]))}
+    table["truth"] = {"colorfulness": float(np.mean([float(metrics.colorfulness(metrics.unit(t))[0]) for t in truths]))}
     return table
 
 
 def _feats(features, images: list[np.ndarray]) -> torch.Tensor:
-    return torch.cat([features(_unit(im)) for im in images])
+    return torch.cat([features(metrics.unit(im)) for im in images])
 
 
 # --------------------------------------------------------------------------------------------------------- report
