@@ -6,7 +6,8 @@
     .venv/bin/python bench/bench_colorize.py --device cpu --presets tiny --working-size 1024 --tile 512 --tile-passes 2 --no-folder
 
 The page is a synthetic manga page (line art in framed panels, grey PNG). The colorizer has random weights (speed does
-not depend on them): the `base` preset (the method's ResNet50 U-Net) and `tiny` (the demo's). Latency, median of
+not depend on them): the `base` preset (the method's ResNet50 U-Net) and `tiny` (the demo's), with train-color's
+default head (lab; `--head rgb` for the rows measured before 2026-12-07). Latency, median of
 --repeats: the page already decoded -> colored page at full size (PageColorizer.colorize: resize to the working size,
 net, back to full size), with its parts (net alone; full-size transfer); and file to file (PNG decode + colorize +
 PNG encode). Throughput: `onepunch colorize` over a folder of --pages pages (decode/encode threads overlap the net).
@@ -59,6 +60,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--presets", default="base,tiny")
+    ap.add_argument("--head", default="lab", help="the colorizer's head (train-color's default: lab)")
     ap.add_argument("--working-size", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--pages", type=int, default=8)
@@ -85,7 +87,7 @@ def main():
     img = pages.read_page(data)
     for preset in args.presets.split(","):
         torch.manual_seed(0)
-        g, _ = colorizer.build(preset, frozen_encoder=False)
+        g, _ = colorizer.build(preset, frozen_encoder=False, head=args.head)
         pt = OUT / f"{preset}.pt"
         save_colorizer(g.eval(), pt, working_size=args.working_size)
         for backend in args.backends.split(","):

@@ -133,6 +133,9 @@ class PageColorizer:
 
             self.net, self.meta = load_colorizer(ckpt)
             self.net = self.net.to(self.device)
+            if self.device.type == "cpu":
+                # oneDNN's convolutions run on NHWC natively; NCHW costs a reorder in and out of each (BENCHMARKS.md).
+                self.net = self.net.to(memory_format=torch.channels_last)
         # What the checkpoint decides: the multiple its net needs and its own working size.
         self.multiple = int(self.meta.get("io", {}).get("multiple", 32))
         size = cc.working_size or int(self.meta.get("io", {}).get("working_size", DEFAULT_WORKING_SIZE))
@@ -170,6 +173,9 @@ class PageColorizer:
         palette) -> uint8 (B, h, w, 3) colors."""
         x = torch.from_numpy(batch).to(self.device)[:, None].float().div_(127.5).sub_(1)
         h = None if hint_maps is None else torch.from_numpy(hint_maps).to(self.device).permute(0, 3, 1, 2)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+            h = None if h is None else h.contiguous(memory_format=torch.channels_last)
         p = None if palette is None else palette.to(self.device).float().view(1, -1).expand(len(batch), -1)
         with self._autocast():
             y = self.net(x, h, p).float()
@@ -275,10 +281,11 @@ class PageColorizer:
         images = [normalise(img) for img in images]
         todo = [i for i, img in enumerate(images) if force or not self.is_colored(img)]
         greys = [luma(images[i]) for i in todo]
-        texts = [lettering.find(g) if self.lettering == "keep" or self.descreen == "on" else None for g in greys]
+        copies = [lettering.Copy(g) if self.lettering == "keep" or self.descreen == "on" else None for g in greys]
+        texts = [None if c is None else lettering.find(g, c) for g, c in zip(greys, copies, strict=True)]
         # The net sees tone as its grey; the transfer adds the page's dots back (detail = page - working copy).
-        works = [self.working_copy(screentone.descreen(g, t) if self.descreen == "on" else g)
-                 for g, t in zip(greys, texts, strict=True)]
+        works = [self.working_copy(screentone.descreen(g, c) if self.descreen == "on" else g)
+                 for g, c in zip(greys, copies, strict=True)]
         hint_maps = [hints_lib.at_working_size(hints[i], g.shape, wk.shape) if hints else None
                      for i, g, wk in zip(todo, greys, works, strict=True)]
         hint_maps = [None if m is None else hints_lib.fill(wk, m) for m, wk in zip(hint_maps, works, strict=True)]

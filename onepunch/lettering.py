@@ -10,6 +10,8 @@ the page's background). Found on a copy of the page at most MAX_SIDE px (a 250 M
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -26,11 +28,33 @@ BUBBLE_FIT = 25
 """A bubble is at most this many times the area of its text blocks' boxes (the glyphs and a glyph's margin)."""
 
 
-def _glyphs(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+class Copy:
+    """A page's copy for analysis (at most MAX_SIDE px, `at_most`) and what lettering and screentone both read of
+    it, each made once a page: the ink's components and the lettering."""
+
+    def __init__(self, grey: np.ndarray):
+        self.page_shape = grey.shape
+        self.grey, self.scale = at_most(grey)
+
+    @functools.cached_property
+    def ink(self) -> tuple:
+        """cv2.connectedComponentsWithStats of the ink (8-connected): (n, labels, stats, centroids)."""
+        return cv2.connectedComponentsWithStats((self.grey < INK).astype(np.uint8), connectivity=8)
+
+    @functools.cached_property
+    def text(self) -> np.ndarray:
+        """bool: the lettering, at the copy's size."""
+        return _find(self)
+
+    def at_page_size(self, mask: np.ndarray) -> np.ndarray:
+        return to_size(mask, self.page_shape)
+
+
+def _glyphs(copy: Copy) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(labels, stats, is_glyph, is_speck per label) of the ink's 8-connected components. Specks (smaller than a
     glyph: dots, punctuation, parts of kana, scanner noise) count neither for nor against text."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    side = max(ink.shape)
+    n, labels, stats, _ = copy.ink
+    side = max(copy.grey.shape)
     w, h, area = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_AREA]
     tall = np.maximum(w, h)
     fill = area / np.maximum(w * h, 1)
@@ -80,15 +104,17 @@ def to_size(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
 
 
-def find(grey: np.ndarray) -> np.ndarray:
-    """uint8 (H, W) page -> bool (H, W): its lettering (text blocks and the bubbles that hold them)."""
-    g, _ = at_most(grey)
-    return to_size(_find(g), grey.shape)
+def find(grey: np.ndarray, copy: Copy | None = None) -> np.ndarray:
+    """uint8 (H, W) page -> bool (H, W): its lettering (text blocks and the bubbles that hold them). `copy`: the
+    page's Copy, if made already."""
+    copy = copy or Copy(grey)
+    return copy.at_page_size(copy.text)
 
 
-def _find(g: np.ndarray) -> np.ndarray:
+def _find(copy: Copy) -> np.ndarray:
+    g = copy.grey
     ink = g < INK
-    labels, stats, glyph, speck = _glyphs(ink)
+    labels, stats, glyph, speck = _glyphs(copy)
     out = np.zeros(g.shape, bool)
     if glyph.sum() < MIN_GLYPHS:
         return out

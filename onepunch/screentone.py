@@ -25,9 +25,10 @@ DENSE = 16
 lettering are far sparser."""
 
 
-def _specks(binary: np.ndarray, largest: int) -> np.ndarray:
-    """float32 image with 1 at the centroid of each component of `binary` no larger than `largest` px a side."""
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+def _specks(binary: np.ndarray, largest: int, components: tuple | None = None) -> np.ndarray:
+    """float32 image with 1 at the centroid of each component of `binary` (its connectedComponentsWithStats, if
+    made already) no larger than `largest` px a side."""
+    n, _, stats, centroids = components or cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
     small = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) <= largest
     small[0] = False
     out = np.zeros(binary.shape, np.float32)
@@ -36,20 +37,22 @@ def _specks(binary: np.ndarray, largest: int) -> np.ndarray:
     return out
 
 
-def _analyse(g: np.ndarray, text: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """(bool tone mask, dot spacing in px) of a page copy; `text` (its lettering, None: found here) is never tone:
-    small print is as dense in specks (letters, their holes) as tone is."""
+def _analyse(copy: lettering.Copy) -> tuple[np.ndarray, float]:
+    """(bool tone mask, dot spacing in px) of a page's copy; its lettering is never tone: small print is as dense
+    in specks (letters, their holes) as tone is."""
+    g = copy.grey
     side = max(g.shape)
     largest = max(2, round(SPECK * side))
     win = max(9, round(WINDOW * side)) | 1
-    dots = _specks(g < 128, largest) + _specks(g >= 128, largest)  # dark dots on paper, light dots in black
+    # Dark dots on paper (the ink, labelled once for lettering and this), light dots in black.
+    dots = _specks(g < lettering.INK, largest, copy.ink) + _specks(g >= lettering.INK, largest)
     count = cv2.boxFilter(dots, -1, (win, win), normalize=False, borderType=cv2.BORDER_CONSTANT)
     # Mid-grey tones (dots about as wide as their gaps) touch at corners: neither ink nor paper is made of dots.
     # There, nearly every pixel is an edge (a line's edges are a few percent of a window; hatching's are many too,
     # and hatching is a drawn tone).
     edge = (cv2.morphologyEx(g, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 96).astype(np.float32)
     busy = cv2.boxFilter(edge, -1, (win, win), borderType=cv2.BORDER_CONSTANT) >= EDGES
-    text = lettering.find(g) if text is None else text
+    text = copy.text
     tone = ((count >= DENSE) | busy) & ~text
     if not tone.any():
         return tone, 0.0
@@ -62,23 +65,22 @@ def _analyse(g: np.ndarray, text: np.ndarray | None) -> tuple[np.ndarray, float]
     return field & near_dots & ~text, spacing
 
 
-def _tone(grey: np.ndarray, text: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """(bool tone mask, dot spacing) at the page's size, analysed on a copy of at most lettering.MAX_SIDE px."""
-    g, scale = lettering.at_most(grey)
-    small_text = None if text is None else lettering.to_size(text, g.shape)
-    tone, spacing = _analyse(g, small_text)
-    return lettering.to_size(tone, grey.shape), spacing / scale
+def _tone(grey: np.ndarray, copy: lettering.Copy | None) -> tuple[np.ndarray, float]:
+    """(bool tone mask, dot spacing) at the page's size, analysed on its Copy (made here if None)."""
+    copy = copy or lettering.Copy(grey)
+    tone, spacing = _analyse(copy)
+    return copy.at_page_size(tone), spacing / copy.scale
 
 
-def find(grey: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (H, W) page -> bool (H, W): its screentone (`text`: its lettering, if already found)."""
-    return _tone(grey, text)[0]
+def find(grey: np.ndarray, copy: lettering.Copy | None = None) -> np.ndarray:
+    """uint8 (H, W) page -> bool (H, W): its screentone (`copy`: the page's lettering.Copy, if made already)."""
+    return _tone(grey, copy)[0]
 
 
-def descreen(grey: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:
+def descreen(grey: np.ndarray, copy: lettering.Copy | None = None) -> np.ndarray:
     """uint8 (H, W) page -> the page with its screentone replaced by the grey it prints (a Gaussian mean over about
-    a dot spacing); the rest untouched. Returns `grey` itself when it has no tone."""
-    tone, spacing = _tone(grey, text)
+    a dot spacing); the rest untouched. Returns `grey` itself when it has no tone. `copy`: as find's."""
+    tone, spacing = _tone(grey, copy)
     if not tone.any():
         return grey
     smooth = cv2.GaussianBlur(grey, (0, 0), sigmaX=0.7 * spacing)

@@ -23,33 +23,40 @@ from onepunch.config import CHROMA
 from onepunch.errors import UserError
 
 # L* (0-100) of an 8-bit grey level: the page's luminance in Lab, by lookup instead of a full conversion.
-_L_OF_GREY = cv2.cvtColor(np.repeat(np.arange(256, dtype=np.float32)[None, :, None] / 255, 3, 2),
-                          cv2.COLOR_RGB2Lab)[0, :, 0]
+_GREYS = np.repeat(np.arange(256, dtype=np.float32)[None, :, None] / 255, 3, 2)  # the 256 greys, as RGB
+_L_OF_GREY = np.ascontiguousarray(cv2.cvtColor(_GREYS, cv2.COLOR_RGB2Lab)[0, :, 0])  # cv2.LUT wants it contiguous
 
 
 
-STRIP_PIXELS = 1 << 18  # full-size pixels per step of the transfer: its temporaries stay ~70 bytes x 256 K
+STRIP_PIXELS = 1 << 18
+"""Full-size pixels of a strip (rows of the page made in one step): its temporaries are ~80 bytes a pixel, 20 MB.
+inward also reads context rows above and below a strip (19 each at a 6x upscale), so taller strips cost less a
+row: 131 rows at 2,000 px wide ran 1.5x faster than 32 (BENCHMARKS.md)."""
 TRANSFER_THREADS = min(8, os.cpu_count() or 1)  # strips in flight at once
 
 
 def _rows(a: np.ndarray, h: int, w: int, y0: int, y1: int) -> np.ndarray:
     """Rows y0..y1 of `a` resized to (h, w), bilinear with pixel centres aligned as cv2.resize aligns them, without
-    making the whole (h, w) image."""
+    making the whole (h, w) image. Each output pixel's source position comes from its own row and column (remap),
+    so a strip's rows are the whole image's to the bit, however the page is cut (a warp of the strip alone starts
+    from a rounded offset: a level apart in a few rows)."""
     sy, sx = a.shape[0] / h, a.shape[1] / w
-    m = np.float32([[sx, 0, 0.5 * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
-    return cv2.warpAffine(a, m, (w, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    xs = ((np.arange(w) + 0.5) * sx - 0.5).astype(np.float32)
+    ys = ((np.arange(y0, y1) + 0.5) * sy - 0.5).astype(np.float32)
+    n = y1 - y0
+    return cv2.remap(a, np.broadcast_to(xs, (n, w)).copy(), np.broadcast_to(ys[:, None], (n, w)).copy(),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _by_strips(grey: np.ndarray, strip, pixels: int = STRIP_PIXELS) -> np.ndarray:
+def _by_strips(grey: np.ndarray, strip) -> np.ndarray:
     """uint8 (H, W, 3) made a strip of rows at a time by strip(y0, y1): memory for a page of any size is its
-    output plus one strip's temporaries."""
+    output plus the temporaries of the strips in flight (one a thread). The strips' height depends on the page's
+    width alone, not on the machine's cores."""
     h, w = grey.shape
     out = np.empty((h, w, 3), np.uint8)
-    # Strips are independent and OpenCV and numpy release the GIL, so threads divide a 6 MP page's ~0.2 s. With T
-    # threads a strip is 1/T as tall: the temporaries in flight stay one STRIP_PIXELS' worth.
-    threads = max(1, min(TRANSFER_THREADS, h * w // pixels))
-    rows = max(1, pixels // (w * threads))
+    # Strips are independent and OpenCV and numpy release the GIL, so threads divide a 6 MP page's ~0.15 s.
+    rows = max(1, STRIP_PIXELS // w)
+    threads = max(1, min(TRANSFER_THREADS, -(-h // rows)))
 
     def fill(y0: int) -> None:
         y1 = min(h, y0 + rows)
@@ -72,18 +79,17 @@ REACH = 1.0
 2.5 measured on scripts/bleed.py: 1.0 best at 1024 and 3072 px)."""
 
 
-def _strip_pixels(chroma: str) -> int:
-    """inward keeps distance maps and labels (~2x bilinear's bytes per pixel): half the strip, the same memory."""
-    return STRIP_PIXELS // 2 if chroma == "inward" else STRIP_PIXELS
-
-
 def check_chroma(chroma: str) -> None:
     if chroma not in CHROMA:
         raise UserError(f"colorize.chroma must be {' or '.join(CHROMA)}, not {chroma!r}")
 
 
-def _lab_rows(color: np.ndarray, grey: np.ndarray, y0: int, y1: int, chroma: str) -> np.ndarray:
-    """Rows y0..y1 of the net's color (uint8 h x w x 3) at the page's size, in Lab (float32).
+def _unit(rgb: np.ndarray) -> np.ndarray:
+    return np.divide(rgb, np.float32(255), dtype=np.float32)
+
+
+def _lab_rows(color: np.ndarray, grey: np.ndarray, y0: int, y1: int, chroma: str) -> list[np.ndarray]:
+    """Rows y0..y1 of the net's color (uint8 h x w x 3) at the page's size, in Lab: [L, a, b], float32 planes.
 
     bilinear: plain upsampling, blind to the page: a color crosses an ink line by about the upscale factor (6 px on
     a 3000 px page from 512). inward: near ink, a pixel takes the chroma of the nearest pixel that is well inside a
@@ -92,10 +98,15 @@ def _lab_rows(color: np.ndarray, grey: np.ndarray, y0: int, y1: int, chroma: str
     page lightness, so it smooths them together.)"""
     h, w = grey.shape
     if chroma == "bilinear":
-        return cv2.cvtColor(_rows(color, h, w, y0, y1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        return list(cv2.split(cv2.cvtColor(_unit(_rows(color, h, w, y0, y1)), cv2.COLOR_RGB2Lab)))
     reach = int(np.ceil(REACH * max(h / color.shape[0], w / color.shape[1]))) + 1
-    c0, c1 = max(0, y0 - 2 * reach), min(h, y1 + 2 * reach)  # context rows: the nearest inner pixel may lie outside
-    lab = cv2.cvtColor(_rows(color, h, w, c0, c1).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    # Context rows: the nearest inner pixel of a strip's pixel may lie outside it (up to reach + 3 away), and whether
+    # that one is inner depends on ink up to reach beyond it (the chamfer's axis step is 0.955 px).
+    context = int(np.ceil((2 * reach + 3) / 0.95)) + 1
+    c0, c1 = max(0, y0 - context), min(h, y1 + context)
+    up = _rows(color, h, w, c0, c1)
+    rows = slice(y0 - c0, y1 - c0)
+    lab = list(cv2.split(cv2.cvtColor(_unit(up[rows]), cv2.COLOR_RGB2Lab)))  # Lab is per pixel: the strip's alone
     ink = (grey[c0:c1] < INK).astype(np.uint8)
     if ink.any() and not ink.all():
         inner = (cv2.distanceTransform(1 - ink, cv2.DIST_L2, 3) > reach) | (cv2.distanceTransform(ink, cv2.DIST_L2, 3)
@@ -104,19 +115,30 @@ def _lab_rows(color: np.ndarray, grey: np.ndarray, y0: int, y1: int, chroma: str
             # Labels number the inner pixels in raster order from 1; every pixel gets its nearest inner pixel's.
             dist, label = cv2.distanceTransformWithLabels((~inner).astype(np.uint8), cv2.DIST_L2, 3,
                                                           labelType=cv2.DIST_LABEL_PIXEL)
-            ys, xs = np.nonzero(inner)
-            rows = slice(y0 - c0, y1 - c0)
+            where = np.flatnonzero(inner)  # label - 1 -> flat index (one array: half nonzero's cost)
             # Only pixels near a region's inside change: beside a line the inside of its own side is within reach
             # + 3 px. Screentone and hatching have no inside (their gaps are narrower than the reach), so deeper in
             # them the color stays the net's instead of coming from the paper around them.
             outer = ~inner[rows] & (dist[rows] <= reach + 3)
             src = label[rows][outer] - 1
-            lab[rows][outer, 1:] = lab[ys[src], xs[src], 1:]
-    return lab[y0 - c0: y1 - c0]
+            if len(src):
+                taken = cv2.cvtColor(_unit(up.reshape(-1, 3)[where[src]][:, None]), cv2.COLOR_RGB2Lab)[:, 0]
+                lab[1][outer], lab[2][outer] = taken[:, 1], taken[:, 2]
+    return lab
 
 
-def _to_rgb(lab: np.ndarray) -> np.ndarray:
-    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+def _to_rgb(lab: list[np.ndarray]) -> np.ndarray:
+    rgb = cv2.cvtColor(cv2.merge(lab), cv2.COLOR_Lab2RGB)
+    rgb *= 255
+    rgb += 0.5
+    return np.clip(rgb, 0, 255, out=rgb).astype(np.uint8)
+
+
+def _shade(lab: list[np.ndarray], light: np.ndarray) -> np.ndarray:
+    """Lab planes with L replaced by `light` and the chroma scaled by min(1, light / L) (lines the net blurred stay
+    black), as uint8 RGB."""
+    ratio = np.minimum(1.0, light / np.maximum(lab[0], 1.0))
+    return _to_rgb([light, lab[1] * ratio, lab[2] * ratio])
 
 
 def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray, chroma: str = "inward") -> np.ndarray:
@@ -126,20 +148,17 @@ def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray, chrom
     the result is darker than the net's (lines the net blurred); `chroma` says how it is upsampled (_lab_rows)."""
     check_chroma(chroma)
     h, w = grey.shape
-    work_l = _L_OF_GREY[work]
+    work_l = cv2.LUT(work, _L_OF_GREY)
 
     def strip(y0: int, y1: int) -> np.ndarray:
         lab = _lab_rows(color, grey, y0, y1, chroma)
-        detail = _L_OF_GREY[grey[y0:y1]] - _rows(work_l, h, w, y0, y1)
+        detail = cv2.LUT(grey[y0:y1], _L_OF_GREY) - _rows(work_l, h, w, y0, y1)
         # The net decides the luminance of everything it sees at its resolution, solid blacks included: inkers fill
         # shapes with black that the colorist colors (measured on real pairs: clamping the result to be no lighter
         # than the page kept those fills black and cost 3 dB, README "Real data"). The page adds what is finer.
-        light = np.clip(lab[..., 0] + detail, 0, 100)
-        lab[..., 1:] *= np.minimum(1.0, light / np.maximum(lab[..., 0], 1.0))[..., None]
-        lab[..., 0] = light
-        return _to_rgb(lab)
+        return _shade(lab, np.clip(lab[0] + detail, 0, 100))
 
-    return _by_strips(grey, strip, _strip_pixels(chroma))
+    return _by_strips(grey, strip)
 
 
 def transfer_color(grey: np.ndarray, color: np.ndarray, chroma: str = "inward") -> np.ndarray:
@@ -148,12 +167,6 @@ def transfer_color(grey: np.ndarray, color: np.ndarray, chroma: str = "inward") 
     check_chroma(chroma)
 
     def strip(y0: int, y1: int) -> np.ndarray:
-        lab = _lab_rows(color, grey, y0, y1, chroma)
-        page_l = _L_OF_GREY[grey[y0:y1]]
-        lab[..., 1:] *= np.minimum(1.0, page_l / np.maximum(lab[..., 0], 1.0))[..., None]
-        lab[..., 0] = page_l
-        return _to_rgb(lab)
+        return _shade(_lab_rows(color, grey, y0, y1, chroma), cv2.LUT(grey[y0:y1], _L_OF_GREY))
 
-    return _by_strips(grey, strip, _strip_pixels(chroma))
-
-
+    return _by_strips(grey, strip)

@@ -64,6 +64,36 @@ def resnet():
     return torchvision.models.resnet50(weights=None)
 
 
+@pytest.mark.parametrize("head", ["rgb", "lab"])
+def test_channels_last_computes_what_nchw_computes(head):
+    """CPU inference runs the net channels_last (onepunch/inference.py); its InstanceNorm and attention take their own
+    way there (no copy to NCHW and back): the same function, to float rounding, with the statistics of its input or
+    imposed ones (tiles)."""
+    torch.manual_seed(0)
+    g, _ = colorizer.build("tiny", head=head)
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, colorizer.SelfAttention):
+                m.gamma.fill_(0.7)
+            if isinstance(m, colorizer.InstanceNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    g.eval()
+    x = torch.rand(2, 1, 96, 64) * 2 - 1
+    fast = colorizer.build("tiny", head=head)[0].eval()
+    fast.load_state_dict(g.state_dict())
+    fast = fast.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(g(x), fast(x.contiguous(memory_format=torch.channels_last)), atol=1e-5)
+        with g.statistics(gather=True) as gathered:
+            g(x[:1])
+            stats = gathered()
+        with g.statistics(stats):
+            want = g(x)
+        with fast.statistics(stats):
+            assert torch.allclose(want, fast(x.contiguous(memory_format=torch.channels_last)), atol=1e-5)
+
+
 @pytest.mark.slow
 def test_loads_torchvision_and_rf5_formats(tmp_path, resnet):
     torch.save(resnet.state_dict(), tmp_path / "tv.pth")

@@ -93,17 +93,35 @@ class Shared:
                 for i, (y0, y1, x0, x1) in enumerate(boxes)]
 
 
+def _nhwc(x: torch.Tensor) -> bool:
+    """x is channels_last (and not also NCHW-contiguous, as a 1 x 1 map or one channel is)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and channel mean and (biased) variance of a channels_last x, each (B, C, 1, 1). Over the (B, N, C)
+    view, in two passes: torch.var_mean over NHWC's dims 2 and 3 reduces on one thread, 4x slower."""
+    b, c, h, w = x.shape
+    flat = x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+    mean = flat.mean(1, keepdim=True)
+    centred = flat - mean
+    return mean.view(b, c, 1, 1), (centred * centred).mean(1).view(b, c, 1, 1)
+
+
 class InstanceNorm(Shared, nn.InstanceNorm2d):
     """nn.InstanceNorm2d (affine, same weights and state-dict keys) whose mean and variance can be shared."""
 
     def forward(self, x):
         if self.sums is not None:
             self.sums += [(f.sum(1), (f * f).sum(1), f.shape[1]) for f in self._parts(x)]
-        if self.stats is None:
+        if self.stats is None and not _nhwc(x):
             return super().forward(x)
-        mean, var = self.stats
-        y = (x.float() - mean) * torch.rsqrt(var + self.eps)
-        return (y * self.weight[:, None, None] + self.bias[:, None, None]).to(x.dtype)
+        if self.stats is not None:
+            mean, var = self.stats
+        else:  # channels_last (CPU inference): nn.InstanceNorm2d would copy it to NCHW and back
+            mean, var = _moments(x.float())
+        scale = self.weight[:, None, None] * torch.rsqrt(var + self.eps)
+        return torch.addcmul(self.bias[:, None, None] - mean * scale, x.float(), scale).to(x.dtype)
 
     def settle(self) -> tuple:
         s1, s2, n = (sum(t) for t in zip(*self.sums, strict=True))
@@ -121,6 +139,8 @@ class SelfAttention(Shared, nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
+        if _nhwc(x) and self.sums is None:
+            return self._forward_nhwc(x)
         b, c, h, w = x.shape
         flat = x.reshape(b, c, h * w).to(torch.promote_types(x.dtype, torch.float32))  # bf16 in: sums in fp32
         if self.sums is not None:  # a tile's C x C sum in float32 (float64 cost 3x), summed over tiles in float64
@@ -129,6 +149,16 @@ class SelfAttention(Shared, nn.Module):
         gram = torch.bmm(flat, flat.transpose(1, 2)) / (h * w) if self.stats is None else self.stats[0].expand(b, -1, -1)
         o = torch.bmm(gram, self.conv(flat))  # (B, C, N)
         return x + (self.gamma * o).reshape(b, c, h, w).to(x.dtype)
+
+    def _forward_nhwc(self, x):
+        """forward for a channels_last x, in its own layout: positions by channels (B, N, C), no copy to NCHW."""
+        b, c, h, w = x.shape
+        flat = x.permute(0, 2, 3, 1).reshape(b, h * w, c).to(torch.promote_types(x.dtype, torch.float32))
+        gram = (torch.bmm(flat.transpose(1, 2), flat) / (h * w) if self.stats is None
+                else self.stats[0].expand(b, -1, -1))
+        # x + gamma W(x) gram^T, as x + x (gamma W^T gram^T): the C x C product first, one pass over the positions.
+        mix = self.gamma * torch.matmul(self.conv.weight[:, :, 0].t(), gram.transpose(1, 2))  # (B, C, C)
+        return torch.baddbmm(flat, flat, mix).reshape(b, h, w, c).permute(0, 3, 1, 2).to(x.dtype)
 
     def settle(self) -> tuple:
         total, n = (sum(t) for t in zip(*self.sums, strict=True))
