@@ -4,7 +4,7 @@ VENV := .venv
 RUN := $(VENV)/bin
 PIPELINE ?= pipelines/demo.toml
 
-.PHONY: help setup demo shards status test test-fast bench lint clean realdata realdata-table serve
+.PHONY: help setup demo shards status test test-fast bench device-wheels lint clean realdata realdata-table serve
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ realdata-table: realdata  ## Train the realdata pipelines (tiny, CPU, about an h
 
 serve: setup  ## The web app on http://127.0.0.1:7860 with CKPT (default: the demo's colorizer)
 	$(RUN)/onepunch serve --ckpt $(or $(CKPT),runs/demo/train-color/color.pt)
+
+# Issue 28's GPU rows in one device call: `make device-wheels` here (the packages the device image lacks, as wheels
+# in .whl/), then run `bash bench/device.sh` with the device tool, carrying .whl (see the script's header).
+device-wheels:  ## Wheels the GPU machine lacks (webdataset), for bench/device.sh
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl webdataset==1.0.2 braceexpand==0.1.7
 
 # Every stage's benchmark, one after another (never two torch processes at once): with CUDA the GPU-sized settings of
 # BENCHMARKS.md, on CPU small ones (minutes). Results go to BENCHMARKS.md by hand.

@@ -18,7 +18,9 @@ pass over the tiles gathers the page's InstanceNorm and attention statistics, an
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -89,6 +91,20 @@ def _pad_hints(hint_map: np.ndarray | None, h: int, w: int) -> np.ndarray:
     if hint_map is not None:
         out[: hint_map.shape[0], : hint_map.shape[1]] = hint_map
     return out
+
+
+PAGE_THREADS = min(8, os.cpu_count() or 1)
+"""Pages of a batch whose CPU steps (before and after the net) run at once."""
+
+
+def _each(fn, *columns) -> list:
+    """[fn(*row) for row in zip(*columns)], the rows on up to PAGE_THREADS threads, in order."""
+    rows = list(zip(*columns, strict=True))
+    if PAGE_THREADS <= 1 or len(rows) <= 1:
+        return [fn(*row) for row in rows]
+    # A pool per call leaves no thread behind (a later fork, such as a DataLoader's, must not inherit running threads).
+    with ThreadPoolExecutor(min(PAGE_THREADS, len(rows)), thread_name_prefix="pages") as pool:
+        return list(pool.map(lambda row: fn(*row), rows))
 
 
 def backend_of(ckpt: str | Path, backend: str) -> str:
@@ -281,32 +297,46 @@ class PageColorizer:
         images = [normalise(img) for img in images]
         todo = [i for i, img in enumerate(images) if force or not self.is_colored(img)]
         greys = [luma(images[i]) for i in todo]
-        copies = [lettering.Copy(g) if self.lettering == "keep" or self.descreen == "on" else None for g in greys]
-        texts = [None if c is None else lettering.find(g, c) for g, c in zip(greys, copies, strict=True)]
-        # The net sees tone as its grey; the transfer adds the page's dots back (detail = page - working copy).
-        works = [self.working_copy(screentone.descreen(g, c) if self.descreen == "on" else g)
-                 for g, c in zip(greys, copies, strict=True)]
-        hint_maps = [hints_lib.at_working_size(hints[i], g.shape, wk.shape) if hints else None
-                     for i, g, wk in zip(todo, greys, works, strict=True)]
-        hint_maps = [None if m is None else hints_lib.fill(wk, m) for m, wk in zip(hint_maps, works, strict=True)]
+        page_hints = [hints[i] if hints else None for i in todo]
+        # The CPU steps of the batch's pages run side by side (OpenCV and numpy release the GIL): one page's
+        # lettering and labelling are mostly one core's work. The net runs between the two phases, on its own.
+        before = _each(self._before, greys, page_hints)
+        works = [w for _, w, _ in before]
+        hint_maps = [m for _, _, m in before]
         # A net that takes no hints gets none; with hint_fill flat the hinted regions are colored below all the same.
         colors = self.color_at_working_size(works, hint_maps if self.takes_hints else None, palette)
+        done = _each(self._after, greys, before, colors, page_hints)
         out: list[Image.Image | None] = [None] * len(images)
-        for i, grey, work, color, text, hint_map in zip(todo, greys, works, colors, texts, hint_maps, strict=True):
-            if self.regions == "pool":
-                color = regions.pool(color, work)
-            rgb = (transfer.transfer_detail(grey, work, color, self.chroma) if self.transfer == "detail"
-                   else transfer.transfer_color(grey, color, self.chroma))
-            if hint_map is not None and self.hint_fill == "flat":
-                # At the page's own size: its lines enclose exactly the shapes the user clicked in (at the working
-                # size thin lines turn grey and shapes run together).
-                shapes = regions.shapes(grey)
-                full = hints_lib.fill(grey, hints_lib.at_working_size(hints[i], grey.shape, grey.shape), shapes)
-                rgb = regions.flats(rgb, full, shapes[0])
-            if self.lettering == "keep":
-                rgb[text] = grey[text][:, None]  # the page's own black on white, untouched
-            out[i] = Image.fromarray(rgb, "RGB")
+        for i, img in zip(todo, done, strict=True):
+            out[i] = img
         return out
+
+    def _before(self, grey: np.ndarray, page_hints) -> tuple:
+        """A page's steps before the net -> (its lettering or None, its working copy, its hint map at the working
+        size or None)."""
+        copy = lettering.Copy(grey) if self.lettering == "keep" or self.descreen == "on" else None
+        text = None if copy is None else lettering.find(grey, copy)
+        # The net sees tone as its grey; the transfer adds the page's dots back (detail = page - working copy).
+        work = self.working_copy(screentone.descreen(grey, copy) if self.descreen == "on" else grey)
+        hint_map = None if page_hints is None else hints_lib.at_working_size(page_hints, grey.shape, work.shape)
+        return text, work, None if hint_map is None else hints_lib.fill(work, hint_map)
+
+    def _after(self, grey: np.ndarray, before: tuple, color: np.ndarray, page_hints) -> Image.Image:
+        """A page's steps after the net: its colors brought to full size, hinted shapes filled, lettering kept."""
+        text, work, hint_map = before
+        if self.regions == "pool":
+            color = regions.pool(color, work)
+        rgb = (transfer.transfer_detail(grey, work, color, self.chroma) if self.transfer == "detail"
+               else transfer.transfer_color(grey, color, self.chroma))
+        if hint_map is not None and self.hint_fill == "flat":
+            # At the page's own size: its lines enclose exactly the shapes the user clicked in (at the working
+            # size thin lines turn grey and shapes run together).
+            shapes = regions.shapes(grey)
+            full = hints_lib.fill(grey, hints_lib.at_working_size(page_hints, grey.shape, grey.shape), shapes)
+            rgb = regions.flats(rgb, full, shapes[0])
+        if self.lettering == "keep":
+            rgb[text] = grey[text][:, None]  # the page's own black on white, untouched
+        return Image.fromarray(rgb, "RGB")
 
     def colorize(self, image: Image.Image, force: bool = True, hints=None, palette=None) -> Image.Image:
         """One page (hints and palette as in colorize_many). By default it is colorized even if it is already in

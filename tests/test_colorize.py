@@ -178,6 +178,23 @@ def test_api_pages_of_any_size(color_pt):
         assert out.size == size and out.mode == "RGB"
 
 
+def test_pages_of_a_batch_side_by_side_are_what_they_are_alone(color_pt, monkeypatch):
+    """The CPU steps of a batch's pages run on threads (inference.PAGE_THREADS): the same bytes as one at a time,
+    hints included, in the order given."""
+    from onepunch import inference
+
+    rng = np.random.default_rng(3)
+    imgs = [Image.fromarray(draw_page(rng, w, h)) for w, h in ((300, 420), (260, 260), (420, 300))]
+    clicks = [None, [{"x": 130, "y": 130, "color": [220, 40, 40]}], None]
+    c = PageColorizer(color_pt, device="cpu")
+    outs = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(inference, "PAGE_THREADS", threads)
+        outs[threads] = [np.asarray(o) for o in c.colorize_many(imgs, force=True, hints=clicks)]
+    assert [o.shape[:2] for o in outs[3]] == [(420, 300), (260, 260), (300, 420)]
+    assert all(np.array_equal(a, b) for a, b in zip(outs[1], outs[3], strict=True))
+
+
 def test_tiles_blend_to_the_whole(color_pt):
     """With a pointwise net, tiled inference must equal whole-page inference: the tiles cover every pixel with
     positive weight, and the blend is normalised by the weights' sum."""
