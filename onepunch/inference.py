@@ -18,6 +18,7 @@ pass over the tiles gathers the page's InstanceNorm and attention statistics, an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -305,7 +306,8 @@ class PageColorizer:
         hint_maps = [m for _, _, m in before]
         # A net that takes no hints gets none; with hint_fill flat the hinted regions are colored below all the same.
         colors = self.color_at_working_size(works, hint_maps if self.takes_hints else None, palette)
-        done = _each(self._after, greys, before, colors, page_hints)
+        together = min(PAGE_THREADS, len(todo))  # pages at once: they share the transfer's threads
+        done = _each(functools.partial(self._after, share=together), greys, before, colors, page_hints)
         out: list[Image.Image | None] = [None] * len(images)
         for i, img in zip(todo, done, strict=True):
             out[i] = img
@@ -321,13 +323,14 @@ class PageColorizer:
         hint_map = None if page_hints is None else hints_lib.at_working_size(page_hints, grey.shape, work.shape)
         return text, work, None if hint_map is None else hints_lib.fill(work, hint_map)
 
-    def _after(self, grey: np.ndarray, before: tuple, color: np.ndarray, page_hints) -> Image.Image:
-        """A page's steps after the net: its colors brought to full size, hinted shapes filled, lettering kept."""
+    def _after(self, grey: np.ndarray, before: tuple, color: np.ndarray, page_hints, share: int = 1) -> Image.Image:
+        """A page's steps after the net: its colors brought to full size (`share`: pages at once, sharing the
+        transfer's threads), hinted shapes filled, lettering kept."""
         text, work, hint_map = before
         if self.regions == "pool":
             color = regions.pool(color, work)
-        rgb = (transfer.transfer_detail(grey, work, color, self.chroma) if self.transfer == "detail"
-               else transfer.transfer_color(grey, color, self.chroma))
+        rgb = (transfer.transfer_detail(grey, work, color, self.chroma, share) if self.transfer == "detail"
+               else transfer.transfer_color(grey, color, self.chroma, share))
         if hint_map is not None and self.hint_fill == "flat":
             # At the page's own size: its lines enclose exactly the shapes the user clicked in (at the working
             # size thin lines turn grey and shapes run together).

@@ -32,7 +32,7 @@ STRIP_PIXELS = 1 << 18
 """Full-size pixels of a strip (rows of the page made in one step): its temporaries are ~80 bytes a pixel, 20 MB.
 inward also reads context rows above and below a strip (19 each at a 6x upscale), so taller strips cost less a
 row: 131 rows at 2,000 px wide ran 1.5x faster than 32 (BENCHMARKS.md)."""
-TRANSFER_THREADS = min(8, os.cpu_count() or 1)  # strips in flight at once
+TRANSFER_THREADS = min(8, os.cpu_count() or 1)  # strips in flight at once (pages made side by side share them)
 
 
 def _rows(a: np.ndarray, h: int, w: int, y0: int, y1: int) -> np.ndarray:
@@ -48,7 +48,7 @@ def _rows(a: np.ndarray, h: int, w: int, y0: int, y1: int) -> np.ndarray:
                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _by_strips(grey: np.ndarray, strip) -> np.ndarray:
+def _by_strips(grey: np.ndarray, strip, share: int = 1) -> np.ndarray:
     """uint8 (H, W, 3) made a strip of rows at a time by strip(y0, y1): memory for a page of any size is its
     output plus the temporaries of the strips in flight (one a thread). The strips' height depends on the page's
     width alone, not on the machine's cores."""
@@ -56,7 +56,7 @@ def _by_strips(grey: np.ndarray, strip) -> np.ndarray:
     out = np.empty((h, w, 3), np.uint8)
     # Strips are independent and OpenCV and numpy release the GIL, so threads divide a 6 MP page's ~0.15 s.
     rows = max(1, STRIP_PIXELS // w)
-    threads = max(1, min(TRANSFER_THREADS, -(-h // rows)))
+    threads = max(1, min(TRANSFER_THREADS // share, -(-h // rows)))
 
     def fill(y0: int) -> None:
         y1 = min(h, y0 + rows)
@@ -141,11 +141,13 @@ def _shade(lab: list[np.ndarray], light: np.ndarray) -> np.ndarray:
     return _to_rgb([light, lab[1] * ratio, lab[2] * ratio])
 
 
-def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray, chroma: str = "inward") -> np.ndarray:
+def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray, chroma: str = "inward",
+                    share: int = 1) -> np.ndarray:
     """The net's color (uint8 h x w x 3, from the working-size luminance `work`, h x w) at the size of the page
     `grey` (uint8 H x W), with the page's own fine detail: L = L_net + (L_page - L_work), both upsampled, so flat
     regions keep the luminance the net chose and lines and text keep the page's sharpness. Chroma is scaled down where
-    the result is darker than the net's (lines the net blurred); `chroma` says how it is upsampled (_lab_rows)."""
+    the result is darker than the net's (lines the net blurred); `chroma` says how it is upsampled (_lab_rows).
+    `share`: pages transferred at once, which share the TRANSFER_THREADS (the same bytes with any)."""
     check_chroma(chroma)
     h, w = grey.shape
     work_l = cv2.LUT(work, _L_OF_GREY)
@@ -158,15 +160,15 @@ def transfer_detail(grey: np.ndarray, work: np.ndarray, color: np.ndarray, chrom
         # than the page kept those fills black and cost 3 dB, README "Real data"). The page adds what is finer.
         return _shade(lab, np.clip(lab[0] + detail, 0, 100))
 
-    return _by_strips(grey, strip)
+    return _by_strips(grey, strip, share)
 
 
-def transfer_color(grey: np.ndarray, color: np.ndarray, chroma: str = "inward") -> np.ndarray:
+def transfer_color(grey: np.ndarray, color: np.ndarray, chroma: str = "inward", share: int = 1) -> np.ndarray:
     """The chroma of `color` (uint8 h x w x 3, any size) on the luminance of `grey` (uint8 H x W) -> uint8 H x W x 3;
-    `chroma` says how it is upsampled (_lab_rows)."""
+    `chroma` says how it is upsampled (_lab_rows); `share` as transfer_detail's."""
     check_chroma(chroma)
 
     def strip(y0: int, y1: int) -> np.ndarray:
         return _shade(_lab_rows(color, grey, y0, y1, chroma), cv2.LUT(grey[y0:y1], _L_OF_GREY))
 
-    return _by_strips(grey, strip)
+    return _by_strips(grey, strip, share)
