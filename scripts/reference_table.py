@@ -6,7 +6,9 @@ the design in the reference's tone. The two ways (tried, not in the library: doc
 `reference` snaps each enclosed shape's automatic color to the nearest of the reference's own colors; `keyed` also
 colors the reference's line art automatically and maps each shape by the net's color of it (and, "with place", its
 place in the drawing) to the reference shape the net colored alike (skin as skin, hair as hair). Either makes its
-matches clicks of the matched color (hints, filled flat). The ceiling: one click a shape in the truth's color.
+matches clicks of the matched color (hints, filled flat). The ceiling: one click a shape in the truth's color. Also
+`keyed` from the reference's own luminance instead of its ink drawing (a colored page alone), and the palette of the
+wrong reference.
 
     .venv/bin/python scripts/reference_table.py data/realdata/openmoji/tones runs/realdata-openmoji/train-color/color.pt
 """
@@ -129,18 +131,21 @@ def main() -> None:
     rows: dict[str, list] = {k: [] for k in ("none", "palette (right)", "reference (right)", "reference (wrong)",
                                              "keyed (right)", "keyed (wrong)", "keyed with place (right)",
                                              "keyed with place (wrong)", "keyed with place (unrelated)",
+                                             "palette (wrong)", "keyed with place, reference's luminance (right)",
+                                             "keyed with place, reference's luminance (wrong)",
                                              "clicks from the truth (ceiling)")}
     # An unrelated reference: a held-out design of the set that is no person (test/, not in tones/).
     people = set(designs)
     unrelated = sorted(p.name for p in (args.tones.parent / "test" / "scan").glob("*.png") if p.name not in people)
     cache: dict[Path, Shapes] = {}
 
-    def shapes(path: Path) -> Shapes:
-        """A line art's shapes, colorized automatically once."""
-        if path not in cache:
+    def shapes(path: Path, own: bool = False) -> Shapes:
+        """A line art's shapes, colorized automatically once; `own`: a colored image's, from its luminance (what a
+        user's colored page or character sheet gives when its ink drawing is not at hand)."""
+        if (path, own) not in cache:
             scan = np.asarray(Image.open(path).convert("L"))
-            cache[path] = Shapes(scan, np.asarray(c.colorize(Image.fromarray(scan, "L"))))
-        return cache[path]
+            cache[path, own] = Shapes(scan, np.asarray(c.colorize(Image.fromarray(scan, "L"))))
+        return cache[path, own]
 
     def colorize(page: Shapes, points: list[dict]) -> np.ndarray:
         """The page with these clicks (filled flat); its automatic colors when there are none."""
@@ -158,8 +163,15 @@ def main() -> None:
             wrong = np.asarray(Image.open(args.tones / "color" / tones[(t + 2) % len(tones)] / other).convert("RGB"))
             rows["none"].append(score(page.auto, truth))
             if c.takes_palette:
-                pal = c.colorize(Image.fromarray(page.scan, "L"), palette=hints.of_image(Image.fromarray(right)))
-                rows["palette (right)"].append(score(np.asarray(pal), truth))
+                for which, colored in (("right", right), ("wrong", wrong)):
+                    pal = c.colorize(Image.fromarray(page.scan, "L"), palette=hints.of_image(Image.fromarray(colored)))
+                    rows[f"palette ({which})"].append(score(np.asarray(pal), truth))
+            for which, t2 in (("right", tone), ("wrong", tones[(t + 2) % len(tones)])):
+                path = args.tones / "color" / t2 / other
+                own = shapes(path, own=True)
+                colored = np.asarray(Image.open(path).convert("RGB"))
+                keyed = page.keyed(own, colored, GEO, args.near)
+                rows[f"keyed with place, reference's luminance ({which})"].append(score(colorize(page, keyed), truth))
             for which, colored in (("right", right), ("wrong", wrong)):
                 snapped = page.snapped(colors(colored), args.near)
                 rows[f"reference ({which})"].append(score(colorize(page, snapped), truth))
