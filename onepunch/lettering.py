@@ -10,8 +10,6 @@ the page's background). Found on a copy of the page at most MAX_SIDE px (a 250 M
 
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 
@@ -30,21 +28,28 @@ BUBBLE_FIT = 25
 
 class Copy:
     """A page's copy for analysis (at most MAX_SIDE px, `at_most`) and what lettering and screentone both read of
-    it, each made once a page: the ink's components and the lettering."""
+    it, each made once a page: the ink's components and the lettering. (Not functools.cached_property: before
+    Python 3.12 it holds one lock for every instance, so pages analysed side by side would wait for each other.)"""
 
     def __init__(self, grey: np.ndarray):
         self.page_shape = grey.shape
         self.grey, self.scale = at_most(grey)
+        self._ink: tuple | None = None
+        self._text: np.ndarray | None = None
 
-    @functools.cached_property
+    @property
     def ink(self) -> tuple:
         """cv2.connectedComponentsWithStats of the ink (8-connected): (n, labels, stats, centroids)."""
-        return cv2.connectedComponentsWithStats((self.grey < INK).astype(np.uint8), connectivity=8)
+        if self._ink is None:
+            self._ink = cv2.connectedComponentsWithStats((self.grey < INK).astype(np.uint8), connectivity=8)
+        return self._ink
 
-    @functools.cached_property
+    @property
     def text(self) -> np.ndarray:
         """bool: the lettering, at the copy's size."""
-        return _find(self)
+        if self._text is None:
+            self._text = _find(self)
+        return self._text
 
     def at_page_size(self, mask: np.ndarray) -> np.ndarray:
         return to_size(mask, self.page_shape)
