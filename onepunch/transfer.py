@@ -27,11 +27,10 @@ _GREYS = np.repeat(np.arange(256, dtype=np.float32)[None, :, None] / 255, 3, 2) 
 _L_OF_GREY = np.ascontiguousarray(cv2.cvtColor(_GREYS, cv2.COLOR_RGB2Lab)[0, :, 0])  # cv2.LUT wants it contiguous
 
 
-
 STRIP_PIXELS = 1 << 18
 """Full-size pixels of a strip (rows of the page made in one step): its temporaries are ~80 bytes a pixel, 20 MB.
-inward also reads context rows above and below a strip (19 each at a 6x upscale), so taller strips cost less a
-row: 131 rows at 2,000 px wide ran 1.5x faster than 32 (BENCHMARKS.md)."""
+inward also reads context rows above and below a strip (19 each at a 6x upscale), so a taller strip costs less a
+row (131 rows at 2,000 px wide)."""
 TRANSFER_THREADS = min(8, os.cpu_count() or 1)  # strips in flight at once (pages made side by side share them)
 
 
