@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 
 
-def unit(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) RGB -> float (1, 3, H, W) in [0, 1], what these metrics take (a copy: PIL's arrays are
-    read-only)."""
-    return torch.tensor(np.asarray(rgb)).permute(2, 0, 1)[None].float() / 255
+def unit(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB or (H, W) grey -> float (1, C, H, W) in [0, 1], what these metrics take (a copy: PIL's
+    arrays are read-only)."""
+    a = np.asarray(image)
+    return torch.tensor(a[..., None] if a.ndim == 2 else a).permute(2, 0, 1)[None].float() / 255
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

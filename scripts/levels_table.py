@@ -30,7 +30,8 @@ def stretch(scans: np.ndarray, paper: int, ink: int) -> np.ndarray:
 
 
 def score(scans: np.ndarray, truth: np.ndarray) -> str:
-    a, b = (torch.from_numpy(x)[:, None].float() / 255 for x in (scans, truth))
+    """Mean PSNR / SSIM over the pairs (all of a size, so SSIM over the batch is the mean of theirs)."""
+    a, b = (torch.cat([metrics.unit(x) for x in images]) for images in (scans, truth))
     return f"{metrics.psnr(a, b):.2f} / {metrics.ssim(a, b):.3f}"
 
 
@@ -41,14 +42,14 @@ def main() -> None:
     rows: dict[str, list[str]] = {}
     for name in args.sets:
         test = Path(f"data/realdata/{name}/test")
-        scanner = GeneratorScanner(f"runs/realdata-{name}/train-scan/scan.pt", train.Env(torch.device("cpu"), None), 1)
-        raw, truth, grey = [], [], []
-        for p in sorted((test / "scan").glob("*.png")):
-            color = np.asarray(Image.open(test / "color" / p.name).convert("RGB"))
-            truth.append(np.asarray(Image.open(p).convert("L")))
-            grey.append(luma(Image.fromarray(color)))
-            raw.append(scanner([torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))])[0])
-        raw, truth = np.stack(raw), np.stack(truth)
+        scanner = GeneratorScanner(f"runs/realdata-{name}/train-scan/scan.pt", train.Env(torch.device("cpu"), None),
+                                   64)
+        names = sorted(p.name for p in (test / "scan").glob("*.png"))
+        colors = [np.asarray(Image.open(test / "color" / n).convert("RGB")) for n in names]
+        truth = np.stack([np.asarray(Image.open(test / "scan" / n).convert("L")) for n in names])
+        grey = [luma(Image.fromarray(c)) for c in colors]
+        # Unlevelled (255, 0): every curve below starts from the generator's own values. Batched by size.
+        raw = np.stack(scanner([torch.from_numpy(np.ascontiguousarray(c.transpose(2, 0, 1))) for c in colors]))
         rows.setdefault("greyscale", []).append(score(np.stack(grey), truth))
         for paper, ink in CLIPS:
             rows.setdefault(f"clip {paper} / {ink}", []).append(score(level(raw.copy(), (paper, ink)), truth))

@@ -139,13 +139,13 @@ def main() -> None:
     unrelated = sorted(p.name for p in (args.tones.parent / "test" / "scan").glob("*.png") if p.name not in people)
     cache: dict[Path, Shapes] = {}
 
-    def shapes(path: Path, own: bool = False) -> Shapes:
-        """A line art's shapes, colorized automatically once; `own`: a colored image's, from its luminance (what a
-        user's colored page or character sheet gives when its ink drawing is not at hand)."""
-        if (path, own) not in cache:
+    def shapes(path: Path) -> Shapes:
+        """A line art's shapes, colorized automatically once (a colored image's: from its luminance, what a user's
+        colored page or character sheet gives when its ink drawing is not at hand)."""
+        if path not in cache:
             scan = np.asarray(Image.open(path).convert("L"))
-            cache[path, own] = Shapes(scan, np.asarray(c.colorize(Image.fromarray(scan, "L"))))
-        return cache[path, own]
+            cache[path] = Shapes(scan, np.asarray(c.colorize(Image.fromarray(scan, "L"))))
+        return cache[path]
 
     def colorize(page: Shapes, points: list[dict]) -> np.ndarray:
         """The page with these clicks (filled flat); its automatic colors when there are none."""
@@ -168,7 +168,7 @@ def main() -> None:
                     rows[f"palette ({which})"].append(score(np.asarray(pal), truth))
             for which, t2 in (("right", tone), ("wrong", tones[(t + 2) % len(tones)])):
                 path = args.tones / "color" / t2 / other
-                own = shapes(path, own=True)
+                own = shapes(path)
                 colored = np.asarray(Image.open(path).convert("RGB"))
                 keyed = page.keyed(own, colored, GEO, args.near)
                 rows[f"keyed with place, reference's luminance ({which})"].append(score(colorize(page, keyed), truth))

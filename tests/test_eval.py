@@ -59,6 +59,15 @@ def test_colorfulness_and_line_f1():
     assert metrics.line_f1(lines, shifted)["edge_f1"] > 0.9
 
 
+def test_unit_takes_rgb_and_grey_pages():
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[..., 0] = 255
+    t = metrics.unit(rgb)
+    assert t.shape == (1, 3, 4, 6) and t[0, 0].min() == 1 and t[0, 1:].max() == 0
+    grey = np.full((4, 6), 51, np.uint8)
+    assert metrics.unit(grey).shape == (1, 1, 4, 6) and torch.allclose(metrics.unit(grey), torch.full((1, 1, 4, 6), 0.2))
+
+
 def test_fid_and_kid_on_feature_sets():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(300, 8, generator=g, dtype=torch.float64)

@@ -154,12 +154,10 @@ def _scan_outputs(scanners: dict, items: list, log) -> dict[str, list[np.ndarray
 
 def evaluate_scans(items: list, outs: dict) -> dict:
     """PSNR and SSIM of each method's scans against the true ink drawings."""
-    def unit(a):
-        return torch.tensor(a)[None, None].float() / 255
     table = {}
     for m, scans in outs.items():
-        rows = [(metrics.psnr(unit(o), unit(t)), metrics.ssim(unit(o), unit(t)))
-                for o, (_, t, _) in zip(scans, items, strict=True)]
+        pairs = [(metrics.unit(o), metrics.unit(t)) for o, (_, t, _) in zip(scans, items, strict=True)]
+        rows = [(metrics.psnr(o, t), metrics.ssim(o, t)) for o, t in pairs]
         table[m] = {"psnr": float(np.mean([r[0] for r in rows])), "ssim": float(np.mean([r[1] for r in rows]))}
     return table
 
