@@ -310,6 +310,10 @@ class TrainColorConfig(TrainCommon):
     scan plus a learned RGB change, L1 loss)."""
     ce_weight: float = 1.0
     """lab head: weight of the a*b* cross-entropy (L*'s L1 is weighted by l1_weight)."""
+    ink_l: float = field(default=0.0, metadata=since(0.0))
+    """lab head: pixels whose true L* is below this (0-100) teach no a*b* (fading in over the next 20 L*): black has
+    no color, and a cell of the a*b* target that straddles a fill and its ink line would otherwise teach the fill's
+    color paled by the ink's grey. 0: every pixel counts (the colorizers made before)."""
     rebalance: float = 0.5
     """lab head: class rebalancing (Zhang et al.'s lambda): each color weighs 1 / ((1 - r) p + r / Q) for its prior
     p; 1: no rebalancing (plain cross-entropy)."""
@@ -356,7 +360,7 @@ class TrainColorConfig(TrainCommon):
         _bounds(self, "train_color", batch_size=(1, None), epochs=(0.0, None), steps=(0, None), lr_g=(1e-12, 1.0),
                 lr_d=(1e-12, 1.0), nogan_lr_g=(1e-12, 1.0), beta1=(0.0, 0.9999), beta2=(0.0, 0.9999), decay_start=(0.0, 1.0),
                 l1_weight=(0.0, None), edge_weight=(0.0, None), degrade_p=(0.0, 1.0), lines_p=(0.0, 1.0),
-                hint_p=(0.0, 1.0), max_hints=(1, 10000), palette_p=(0.0, 1.0), ce_weight=(0.0, None),
+                hint_p=(0.0, 1.0), max_hints=(1, 10000), palette_p=(0.0, 1.0), ce_weight=(0.0, None), ink_l=(0.0, 100.0),
                 rebalance=(0.0, 1.0))
         _check(self.epochs > 0 or self.steps > 0, "train_color: epochs or steps must be > 0")
         _check(all(0 <= p <= 1 for p in self.nogan_phases), "train_color.nogan_phases must be fractions in [0, 1]")

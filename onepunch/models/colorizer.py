@@ -56,6 +56,9 @@ class ColorizerConfig:
     temperature: float = 0.2
     """lab head: the annealed mean's temperature (1: the mean of the distribution; towards 0: its mode). Zhang et
     al. chose 0.38; on the openmoji pairs at the CPU budget 0.2 gave +0.4 dB and less cast on paper (README)."""
+    ink_l: float = 0.0
+    """lab head: the L* below which the net was taught no a*b* (train_color.ink_l; 0: taught everywhere): the readout
+    fades its chroma out below L* ink_l + 20 as training faded the targets, so ink stays black."""
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,8 @@ class Colorizer(nn.Module):
         light, logits = raw
         ab = abbins.annealed_mean(logits, self.centres, self.cfg.temperature)          # (B, 2, H/4, W/4)
         ab = nn.functional.interpolate(ab, size=light.shape[-2:], mode="bilinear", align_corners=False)
+        if self.cfg.ink_l > 0:  # no chroma was learned on ink
+            ab = ab * ((light.float() * 100 - self.cfg.ink_l) / 20).clamp(0, 1)
         lab = torch.cat([light.float().clamp(0, 1) * 100, ab], 1)
         return (abbins.lab_to_rgb(lab) * 2 - 1).to(light.dtype)
 
@@ -413,8 +418,10 @@ class Critic(nn.Module):
         return h, w
 
 
-def build(preset: str, norm: str | None = None, frozen_encoder: bool = True, head: str = "rgb") -> tuple[Colorizer, Critic]:
+def build(preset: str, norm: str | None = None, frozen_encoder: bool = True, head: str = "rgb",
+          ink_l: float = 0.0) -> tuple[Colorizer, Critic]:
     """A preset's colorizer and critic (`norm`: the input normalisation, default the preset's own)."""
     gcfg, dcfg = PRESETS[preset]
-    return Colorizer(ColorizerConfig(**{**asdict(gcfg), "norm": norm or gcfg.norm, "head": head}), frozen_encoder), \
+    cfg = ColorizerConfig(**{**asdict(gcfg), "norm": norm or gcfg.norm, "head": head, "ink_l": ink_l})
+    return Colorizer(cfg, frozen_encoder), \
         Critic(dcfg)

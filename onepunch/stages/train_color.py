@@ -42,7 +42,7 @@ def build_model(cfg: PipelineConfig, log) -> tuple[colorizer.Colorizer, colorize
         raise UserError("encoder_weights need the base (ResNet50) or lite (EfficientNet-Lite0) preset")
     torch.manual_seed(tc.seed)
     frozen = bool(tc.encoder_weights) and tc.freeze_encoder
-    g, d = colorizer.build(tc.preset, frozen_encoder=frozen, head=tc.head)
+    g, d = colorizer.build(tc.preset, frozen_encoder=frozen, head=tc.head, ink_l=tc.ink_l if tc.head == "lab" else 0.0)
     if tc.encoder_weights:
         norm = encoder_weights.load_into(g.encoder, tc.encoder_weights)
         g, d = _with_norm(g, d, norm, frozen)
@@ -117,7 +117,7 @@ def train_step(g, d, opt_g, opt_d, scan, color, tc, env: train.Env, step: int, t
     if kind != "d_only":
         with env.autocast():
             if lab:  # L* regressed, a*b* classified (abbins): l1 is L*'s
-                l1, ce = abbins.loss(raw, color, train.unwrap(g).centres, rebalance)
+                l1, ce = abbins.loss(raw, color, train.unwrap(g).centres, rebalance, tc.ink_l)
                 loss = l1_w * l1 + tc.ce_weight * ce
                 out["g_ce"] = ce.detach()
             else:
