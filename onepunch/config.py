@@ -311,9 +311,10 @@ class TrainColorConfig(TrainCommon):
     ce_weight: float = 1.0
     """lab head: weight of the a*b* cross-entropy (L*'s L1 is weighted by l1_weight)."""
     ink_l: float = field(default=0.0, metadata=since(0.0))
-    """lab head: pixels whose true L* is below this (0-100) teach no a*b* (fading in over the next 20 L*): black has
-    no color, and a cell of the a*b* target that straddles a fill and its ink line would otherwise teach the fill's
-    color paled by the ink's grey. 0: every pixel counts (the colorizers made before)."""
+    """lab head: pixels whose true L* is below this (0-100) teach no a*b* and count for nothing in the rebalancing
+    prior (fading in over the next 20 L*): black has no color, and a cell of the a*b* target that straddles a fill
+    and its ink line would otherwise teach the fill's color paled by the ink's grey. 0: every pixel counts (the
+    colorizers made before)."""
     rebalance: float = 0.5
     """lab head: class rebalancing (Zhang et al.'s lambda): each color weighs 1 / ((1 - r) p + r / Q) for its prior
     p; 1: no rebalancing (plain cross-entropy)."""

@@ -212,6 +212,10 @@ def test_lab_loss_leaves_ink_out_of_the_chroma_targets():
     _, ce = abbins.loss((torch.zeros(1, 1, 8, 12), logits), rgb * 2 - 1, centres, torch.ones(len(centres)), 20.0)
     ce.backward()
     assert logits.grad[..., 0].abs().max() == 0 and logits.grad[..., 1:].abs().sum() > 0
+    # The rebalancing prior counts the same pixels: the black line is no grey to weigh down.
+    grey = centres.norm(dim=1).argmin()
+    assert abbins.prior(lab[:, 1:], centres)[grey] > 0.4
+    assert abbins.prior(lab[:, 1:], centres, ((lab[:, :1] - 20) / 20).clamp(0, 1))[grey] < 1e-6
 
 
 def test_a_lab_net_taught_no_chroma_on_ink_reads_out_ink_as_grey():

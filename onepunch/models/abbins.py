@@ -106,9 +106,13 @@ def soft_targets(ab: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return out / total
 
 
-def prior(ab: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """Empirical distribution (Q,) of the cells over true a*b* (N, 2, H, W), smoothed by the soft encoding."""
-    return soft_targets(ab, centres).mean((0, 2, 3))
+def prior(ab: torch.Tensor, centres: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Empirical distribution (Q,) of the cells over true a*b* (N, 2, H, W), smoothed by the soft encoding; each
+    pixel counted by `weight` (N, 1, H, W) if given."""
+    t = soft_targets(ab, centres)
+    if weight is None:
+        return t.mean((0, 2, 3))
+    return (t * weight).sum((0, 2, 3)) / weight.sum().clamp_min(1e-6)
 
 
 def rebalance(p: torch.Tensor, mix: float = REBALANCE) -> torch.Tensor:

@@ -160,14 +160,15 @@ def validate(g, val: list, mean_color: torch.Tensor, size: int, env: train.Env) 
             **metrics.color_report(mean, unit[1], "baseline_mean_")}
 
 
-def _rebalance(shards: list, spec_ext: tuple[str, str], g, mix: float, n: int = 64) -> torch.Tensor:
+def _rebalance(shards: list, spec_ext: tuple[str, str], g, mix: float, n: int = 64, ink_l: float = 0.0) -> torch.Tensor:
     """The lab head's per-cell loss weights from the color prior of the first n training colors (at 64 px: the
-    prior is a histogram; the same on every rank and every resume)."""
+    prior is a histogram; the same on every rank and every resume), over the pixels the loss counts (ink_l)."""
     F = torch.nn.functional
     colors = [F.interpolate(c[None].float() / 255, size=(64, 64), mode="area")
               for _, c in data.first_samples(shards, n, (spec_ext[1], "RGB"))]
-    ab = abbins.rgb_to_lab(torch.cat(colors))[:, 1:]
-    return abbins.rebalance(abbins.prior(ab, train.unwrap(g).centres.cpu()), mix)
+    lab = abbins.rgb_to_lab(torch.cat(colors))
+    w = ((lab[:, :1] - ink_l) / 20).clamp(0, 1) if ink_l > 0 else None
+    return abbins.rebalance(abbins.prior(lab[:, 1:], train.unwrap(g).centres.cpu(), w), mix)
 
 
 # ------------------------------------------------------------------------------------------------------------ run
@@ -247,7 +248,8 @@ def _train_stage(cfg, env, inputs, size, init, g, d, stop_after, log) -> dict:
                          lines_p=tc.lines_p, hint_p=tc.hint_p, max_hints=tc.max_hints, palette_p=tc.palette_p)
     val = [(s, c) for _, s, c in data.first_samples(val_shards, tc.val_images, (members[0], "L"), (members[1], "RGB"))]
     mean_color = data.mean_color(train_shards, members[1])
-    rebalance = _rebalance(train_shards, members, g, tc.rebalance) if g.cfg.head == "lab" else None
+    rebalance = (_rebalance(train_shards, members, g, tc.rebalance, ink_l=tc.ink_l)
+                 if g.cfg.head == "lab" else None)
     grid_scans = torch.stack([augment.to_unit(augment.center_square(s, size)) for s, _ in val[:GRID_IMAGES]])
     grid_colors = torch.stack([augment.to_unit(augment.center_square(c, size)) for _, c in val[:GRID_IMAGES]])
     stream = iter(data.loader(spec, start, tc.workers, pin=env.cuda))  # forks workers before any thread starts
