@@ -128,15 +128,25 @@ def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: floa
     return torch.einsum("bqhw,qc->bchw", p, centres.to(p))
 
 
+INK_FADE = 20.0
+"""`ink_l`: colors fade in over this many L* above it."""
+
+
+def ink_fade(l_star: torch.Tensor, ink_l: float) -> torch.Tensor:
+    """How much color a pixel of lightness L* (0-100) carries when nothing darker than `ink_l` has any: 0 on ink,
+    1 from ink_l + INK_FADE up. The same fade weighs the targets and the prior in training and the readout."""
+    return ((l_star - ink_l) / INK_FADE).clamp(0, 1)
+
+
 def chroma_targets(lab: torch.Tensor, size: tuple, ink_l: float = 0.0) -> tuple:
     """True Lab (B, 3, H, W) -> (the true a*b* averaged over each cell of the logits' `size` (B, 2, h, w), each
-    cell's weight (B, h, w) or None). `ink_l` > 0: pixels darker than that L* (fading in over the next 20) are left
-    out of the averages, and a cell counts by its share of the rest: black has no color to learn, and a fill's cell
-    that straddles its line would otherwise learn the fill's color paled by the ink's grey."""
+    cell's weight (B, h, w) or None). `ink_l` > 0: pixels darker than that L* (ink_fade) are left out of the
+    averages, and a cell counts by its share of the rest: black has no color to learn, and a fill's cell that
+    straddles its line would otherwise learn the fill's color paled by the ink's grey."""
     F = torch.nn.functional
     if ink_l <= 0:
         return F.adaptive_avg_pool2d(lab[:, 1:], size), None
-    w = ((lab[:, :1] - ink_l) / 20).clamp(0, 1)
+    w = ink_fade(lab[:, :1], ink_l)
     cell = F.adaptive_avg_pool2d(w, size)
     return F.adaptive_avg_pool2d(lab[:, 1:] * w, size) / cell.clamp_min(1e-6), cell[:, 0]
 

@@ -58,7 +58,7 @@ class ColorizerConfig:
     al. chose 0.38; on the openmoji pairs at the CPU budget 0.2 gave +0.4 dB and less cast on paper (README)."""
     ink_l: float = 0.0
     """lab head: the L* below which the net was taught no a*b* (train_color.ink_l; 0: taught everywhere): the readout
-    fades its chroma out below L* ink_l + 20 as training faded the targets, so ink stays black."""
+    fades its chroma out as training faded the targets (abbins.ink_fade), so ink stays black."""
 
 
 @dataclass(frozen=True)
@@ -359,7 +359,7 @@ class Colorizer(nn.Module):
         ab = abbins.annealed_mean(logits, self.centres, self.cfg.temperature)          # (B, 2, H/4, W/4)
         ab = nn.functional.interpolate(ab, size=light.shape[-2:], mode="bilinear", align_corners=False)
         if self.cfg.ink_l > 0:  # no chroma was learned on ink
-            ab = ab * ((light.float() * 100 - self.cfg.ink_l) / 20).clamp(0, 1)
+            ab = ab * abbins.ink_fade(light.float() * 100, self.cfg.ink_l)
         lab = torch.cat([light.float().clamp(0, 1) * 100, ab], 1)
         return (abbins.lab_to_rgb(lab) * 2 - 1).to(light.dtype)
 

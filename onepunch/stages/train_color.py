@@ -167,7 +167,7 @@ def _rebalance(shards: list, spec_ext: tuple[str, str], g, mix: float, n: int = 
     colors = [F.interpolate(c[None].float() / 255, size=(64, 64), mode="area")
               for _, c in data.first_samples(shards, n, (spec_ext[1], "RGB"))]
     lab = abbins.rgb_to_lab(torch.cat(colors))
-    w = ((lab[:, :1] - ink_l) / 20).clamp(0, 1) if ink_l > 0 else None
+    w = abbins.ink_fade(lab[:, :1], ink_l) if ink_l > 0 else None
     return abbins.rebalance(abbins.prior(lab[:, 1:], train.unwrap(g).centres.cpu(), w), mix)
 
 
