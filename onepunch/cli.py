@@ -165,6 +165,7 @@ def colorize(
     hints: Annotated[str, typer.Option(help=DOC["hints"])] = CC.hints,
     hint_image: Annotated[str, typer.Option(help=DOC["hint_image"])] = CC.hint_image,
     reference: Annotated[str, typer.Option(help=DOC["reference"])] = CC.reference,
+    follow: Annotated[list[str] | None, typer.Option(help=DOC["follow"] + " Repeat for several pages.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace files in --out that onepunch did not write.")] = False,
     threshold: Annotated[float, typer.Option(help=DOC["threshold"])] = CC.threshold,
     device: Annotated[str, typer.Option(help=DOC["device"])] = CC.device,
@@ -176,7 +177,7 @@ def colorize(
              "lettering": lettering, "descreen": descreen, "regions": regions, "hint_fill": hint_fill, "tile": tile,
              "overlap": overlap, "tile_passes": tile_passes, "batch_size": batch_size, "force": force,
              "threshold": threshold, "device": device, "hints": hints, "hint_image": hint_image,
-             "reference": reference, "backend": backend}
+             "reference": reference, "follow": list(follow or []), "backend": backend}
     from onepunch.dist import rank_info
 
     with as_flags():

@@ -23,10 +23,10 @@ WITHIN = 5.0
 """A hint counts as obeyed when the output's median over its shape is within this CIEDE2000 of its color."""
 
 
-def clicks(scan: np.ndarray, color: np.ndarray, fills: bool = False) -> list[dict]:
-    """One point hint per enclosed region of the true line art (uint8 (H, W)) and, with `fills`, per solid black
-    fill, colored as the truth (uint8 (H, W, 3)) is there (per-channel median), with its shape's label (in
-    regions.shapes' numbering): [{"x", "y", "color", "radius", "region"}]."""
+def spots(scan: np.ndarray, fills: bool = False) -> list[dict]:
+    """Where a person clicks on line art (uint8 (H, W)): one spot per enclosed region of at least MIN_AREA of the
+    page (and, with `fills`, per solid black fill), at the shape's most interior point, with its shape's label (in
+    regions.shapes' numbering) and the flat indices of its pixels: [{"x", "y", "radius", "region", "where"}]."""
     found = regions.find(scan)
     labels, _ = regions.shapes(scan, found)
     big = np.bincount(labels.ravel(), minlength=labels.max() + 1) >= MIN_AREA * scan.size
@@ -37,15 +37,26 @@ def clicks(scan: np.ndarray, color: np.ndarray, fills: bool = False) -> list[dic
     out = []
     flat_labels = labels.ravel()
     for r in np.nonzero(wanted & big)[0]:
-        inside = labels == r
-        dist = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3).ravel()
         where = np.nonzero(flat_labels == r)[0]
-        best = where[np.argmax(dist[where])]
-        y, x = divmod(int(best), scan.shape[1])
-        rgb = np.median(color.reshape(-1, 3)[where], 0)
-        out.append({"x": x + 0.5, "y": y + 0.5, "color": [int(round(float(v))) for v in rgb],
-                    "radius": float(max(1, min(RADIUS, int(dist[best]) - 1))), "region": int(r)})
+        dist = cv2.distanceTransform((labels == r).astype(np.uint8), cv2.DIST_L2, 3).ravel()[where]
+        best = int(np.argmax(dist))
+        y, x = divmod(int(where[best]), scan.shape[1])
+        out.append({"x": x + 0.5, "y": y + 0.5,
+                    "radius": float(max(1, min(RADIUS, int(dist[best]) - 1))), "region": int(r), "where": where})
     return out
+
+
+def median_color(color: np.ndarray, where: np.ndarray) -> list[int]:
+    """The per-channel median of uint8 (H, W, 3) `color` over the flat pixel indices `where`, as 0-255 ints."""
+    return [int(round(float(v))) for v in np.median(color.reshape(-1, 3)[where], 0)]
+
+
+def clicks(scan: np.ndarray, color: np.ndarray, fills: bool = False) -> list[dict]:
+    """One point hint per enclosed region of the true line art (uint8 (H, W)) and, with `fills`, per solid black
+    fill, colored as the truth (uint8 (H, W, 3)) is there (per-channel median), with its shape's label (in
+    regions.shapes' numbering): [{"x", "y", "color", "radius", "region"}]."""
+    return [{"x": s["x"], "y": s["y"], "color": median_color(color, s["where"]), "radius": s["radius"],
+             "region": s["region"]} for s in spots(scan, fills)]
 
 
 def as_hints(points: list[dict]) -> list[dict]:

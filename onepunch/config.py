@@ -469,6 +469,10 @@ class ColorizeConfig:
     """A PNG of colored strokes on transparency, stretched over every page: hints drawn in any paint program."""
     reference: str = ""
     """A colored page or character sheet whose colors (its palette) steer every page: a chapter keeps its colors."""
+    follow: tuple[str, ...] = ()
+    """Colored versions of some of the pages (colored by a person: in `onepunch serve` or any paint program), each
+    named as its page (colored/003.png for chapter/003.png): the other pages take their colors where their shapes
+    look alike to the colorizer (onepunch/follow.py)."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
     backend: str = "auto"

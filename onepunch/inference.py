@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from onepunch import follow as follow_lib
 from onepunch import hints as hints_lib
 from onepunch import imageio, lettering, metrics, regions, screentone, transfer
 from onepunch.config import BACKENDS, ColorizeConfig
@@ -281,17 +282,21 @@ class PageColorizer:
 
     # ----------------------------------------------------------------------------------------------------- pages
     def colorize_many(self, images: list[Image.Image], force: bool = False, hints: list | None = None,
-                      palette=None) -> list[Image.Image | None]:
+                      palette=None, follow: follow_lib.Reference | None = None) -> list[Image.Image | None]:
         """Colorize pages of any PIL mode and size. Returns RGB images of the inputs' sizes; None for a page already
         in color, unless `force`. `hints`: one per image, each None, a list of hint objects in page pixels
         ({"x", "y", "color", "radius"} points, {"line", "color", "width"} strokes), a PIL hint image (colored
         strokes on transparency) or a float32 (H, W, 4) hint map (onepunch/hints.py); `palette`: the chapter's
-        colors, `hints.of_image(reference)`, for every page."""
+        colors, `hints.of_image(reference)`, for every page; `follow`: colored pages the pages follow
+        (`self.reference`, onepunch/follow.py): their shapes' colors become clicks on the shapes the net's decoder
+        sees alike."""
         if hints is not None and len(hints) != len(images):
             raise UserError(f"hints: one entry per image ({len(images)}), not {len(hints)}")
         if hints is not None and any(h is not None for h in hints) and not self.accepts_hints:
             raise UserError("this color.pt takes no hints (made before them, or trained with hint_p = 0): "
                             "use hint_fill flat, or retrain it with this version")
+        if follow is not None and not self.accepts_hints:
+            raise UserError("following colored pages needs hints: this color.pt takes none, use hint_fill flat")
         if palette is not None and not self.takes_palette:
             raise UserError("this color.pt takes no palette (made before them, or trained with palette_p = 0): "
                             "retrain it with this version")
@@ -306,12 +311,68 @@ class PageColorizer:
         hint_maps = [m for _, _, m in before]
         # A net that takes no hints gets none; with hint_fill flat the hinted regions are colored below all the same.
         colors = self.color_at_working_size(works, hint_maps if self.takes_hints else None, palette)
+        if follow is not None and len(follow.keys):
+            self._follow(follow, greys, before, page_hints, colors, palette)
         together = min(PAGE_THREADS, len(todo))  # pages at once: they share the transfer's threads
         done = _each(functools.partial(self._after, share=together), greys, before, colors, page_hints)
         out: list[Image.Image | None] = [None] * len(images)
         for i, img in zip(todo, done, strict=True):
             out[i] = img
         return out
+
+    def _follow(self, ref: follow_lib.Reference, greys: list, before: list, page_hints: list, colors: list,
+                palette) -> None:
+        """The clicks each page takes from the colored pages `ref`, added to its hints in place (its own win: drawn
+        over, and their shapes take nothing); the net reruns on the pages that took any, as on hinted pages."""
+        again = []
+        for k, (grey, (text, work, hint_map)) in enumerate(zip(greys, before, strict=True)):
+            taken = None if hint_map is None else hint_map[..., 3] > 0
+            # Shapes are described from the line art as drawn: descreening blurs hatching and dense lines as if they
+            # were tone, and the descriptions from the drawn lines follow references better (docs/realdata.md).
+            drawn = self.working_copy(grey)
+            found = follow_lib.points(drawn, self.features(drawn), ref, taken)
+            if not found:
+                continue
+            sy, sx = grey.shape[0] / work.shape[0], grey.shape[1] / work.shape[1]
+            found = [{**p, "x": p["x"] * sx, "y": p["y"] * sy, "radius": p["radius"] * min(sx, sy)} for p in found]
+            page_hints[k] = found if page_hints[k] is None else (found, page_hints[k])
+            hint_map = hints_lib.at_working_size(page_hints[k], grey.shape, work.shape)
+            before[k] = (text, work, None if hint_map is None else hints_lib.fill(work, hint_map))
+            again.append(k)
+        if again and self.takes_hints:
+            redone = self.color_at_working_size([before[k][1] for k in again], [before[k][2] for k in again], palette)
+            for k, color in zip(again, redone, strict=True):
+                colors[k] = color
+
+    @torch.inference_mode()
+    def features(self, work: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        """uint8 (h, w) working copy -> its decoder features, float32 (C, h', w') at H/16, H/8, H/4 (follow.LEVELS)
+        of the page padded as the net sees it, each with its stride: what onepunch/follow.py describes shapes with.
+        One pass, whole page."""
+        if self.backend != "torch":
+            raise UserError("following colored pages needs the torch backend (a color.pt): an .onnx net gives no "
+                            "decoder features")
+        h, w = self._round(work.shape[0]), self._round(work.shape[1])
+        got: list = []
+        hooks = [b.register_forward_hook(lambda m, i, o: got.append(o)) for b in self.net.blocks[: follow_lib.LEVELS]]
+        try:
+            self._run(self._pad(work, h, w)[None])
+        finally:
+            for hk in hooks:
+                hk.remove()
+        return [(f[0].float().contiguous().cpu().numpy(), h // f.shape[-2]) for f in got]
+
+    def reference(self, page: Image.Image, colored: Image.Image) -> follow_lib.Reference:
+        """A page and a person's colored version of it (any size of the same shape: a page colored in `serve`, or in
+        any paint program) -> what other pages follow (colorize_many's `follow`; several: Reference.join)."""
+        page, colored = normalise(page), normalise(colored).convert("RGB")
+        if abs(page.width / page.height - colored.width / colored.height) > 0.02 * page.width / page.height:
+            raise UserError(f"a colored page of {colored.width}x{colored.height} is not a version of a "
+                            f"{page.width}x{page.height} page (another shape)")
+        drawn = self.working_copy(luma(page))  # as _follow describes a page's shapes
+        size = (drawn.shape[1], drawn.shape[0])
+        small = colored if colored.size == size else imageio.resize_to(colored, size)
+        return follow_lib.reference(drawn, self.features(drawn), np.asarray(small))
 
     def _before(self, grey: np.ndarray, page_hints) -> tuple:
         """A page's steps before the net -> (its lettering or None, its working copy, its hint map at the working
@@ -341,8 +402,10 @@ class PageColorizer:
             rgb[text] = grey[text][:, None]  # the page's own black on white, untouched
         return Image.fromarray(rgb, "RGB")
 
-    def colorize(self, image: Image.Image, force: bool = True, hints=None, palette=None) -> Image.Image:
-        """One page (hints and palette as in colorize_many). By default it is colorized even if it is already in
-        color (from its luminance)."""
-        out = self.colorize_many([image], force=force, hints=None if hints is None else [hints], palette=palette)[0]
+    def colorize(self, image: Image.Image, force: bool = True, hints=None, palette=None,
+                 follow: follow_lib.Reference | None = None) -> Image.Image:
+        """One page (hints, palette and follow as in colorize_many). By default it is colorized even if it is
+        already in color (from its luminance)."""
+        out = self.colorize_many([image], force=force, hints=None if hints is None else [hints], palette=palette,
+                                 follow=follow)[0]
         return image.convert("RGB") if out is None else out

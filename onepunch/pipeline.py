@@ -156,6 +156,8 @@ def colorize_settings(cc: ColorizeConfig, ckpt: Path) -> dict:
     """What colorize's output bytes depend on (not batch size, device or the input list). working_size 0 means the
     checkpoint's own, which its sha256 pins; hints, hint image and reference count by their contents."""
     steer = {k: sha256_file(p) for k in ("hints", "hint_image", "reference") if (p := getattr(cc, k)) and Path(p).is_file()}
+    if cc.follow:  # by content, in order (added 2026-12: a record without it followed nothing)
+        steer["follow"] = [sha256_file(p) if Path(p).is_file() else p for p in cc.follow]
     # Tiles share the page's statistics since 2026-12 (tile_passes): a record of tiles without it is redone.
     tiles = {"tile": cc.tile, "overlap": cc.overlap, "tile_passes": cc.tile_passes} if cc.tile else {"tile": 0, "overlap": 0}
     return {"ckpt_sha256": sha256_file(ckpt), "working_size": cc.working_size, "transfer": cc.transfer,

@@ -1,5 +1,5 @@
 """`onepunch serve`: a local web app to colorize pages by hand: open a page, a folder's pages or a .cbz, place color
-hints, set a chapter's reference page, re-colorize, download PNG or .cbz.
+hints, set a chapter's reference page, re-colorize, let the chapter follow the pages colored so far, download PNG or .cbz.
 
     onepunch serve --ckpt color.pt [--port 7860]          # then open http://127.0.0.1:7860
 
@@ -27,7 +27,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 
-from onepunch import hints, imageio, pages
+from onepunch import follow, hints, imageio, pages
 from onepunch.errors import UserError
 from onepunch.inference import PageColorizer
 
@@ -54,6 +54,7 @@ class Session:
     images: list[Image.Image]
     palette: object = None  # a (65,) tensor from hints.of_image, or None
     results: dict[int, bytes] = field(default_factory=dict)  # page index -> PNG of its last colorization
+    followed: dict[int, object] = field(default_factory=dict)  # page index -> follow.Reference of its colors
 
     @property
     def pixels(self) -> int:
@@ -188,12 +189,30 @@ class App:
     def clear_reference(self, sid: str) -> None:
         self.session(sid).palette = None
 
+    def follow(self, sid: str, i: int) -> list[int]:
+        """The chapter follows page i as it was last colorized (its hints and all): every page colorized from now
+        on takes its colors where their shapes look alike (onepunch/follow.py). -> the pages followed."""
+        s, img = self.session(sid), self.page(sid, i)
+        if i not in s.results:
+            raise Bad(f"colorize page {i + 1} first: the chapter follows its colors")
+        colored = Image.open(io.BytesIO(s.results[i]))
+        try:
+            with self.lock:
+                s.followed[i] = self.colorizer.reference(img, colored)
+        except UserError as e:
+            raise Bad(str(e)) from None
+        return sorted(s.followed)
+
+    def unfollow(self, sid: str) -> None:
+        self.session(sid).followed.clear()
+
     def colorize(self, sid: str, i: int, page_hints: list) -> bytes:
         s, img = self.session(sid), self.page(sid, i)
         try:
             checked = hints.check(page_hints, "hints") if page_hints else None
             with self.lock:
-                out = self.colorizer.colorize(img, hints=checked, palette=s.palette)
+                led = follow.Reference.join(list(s.followed.values())) if s.followed else None
+                out = self.colorizer.colorize(img, hints=checked, palette=s.palette, follow=led)
         except UserError as e:
             raise Bad(str(e)) from None
         data = png(out)
@@ -299,7 +318,7 @@ def make_app(colorizer: PageColorizer, hosts: tuple[str, ...] = LOCAL_NAMES):
     def info():
         c = state.colorizer
         return {"working_size": c.working_size, "device": str(c.device), "hints": c.accepts_hints,
-                "palette": c.takes_palette}
+                "palette": c.takes_palette, "follow": c.accepts_hints and c.backend == "torch"}
 
     @app.post("/api/open")
     def open_files(file: list[UploadFile] = File(...)):
@@ -319,6 +338,15 @@ def make_app(colorizer: PageColorizer, hosts: tuple[str, ...] = LOCAL_NAMES):
     @app.delete("/api/reference/{sid}")
     def clear_reference(sid: str):
         state.clear_reference(sid)
+        return {"ok": True}
+
+    @app.post("/api/follow/{sid}/{i}")
+    def follow_page(sid: str, i: int):
+        return {"followed": state.follow(sid, i)}
+
+    @app.delete("/api/follow/{sid}")
+    def unfollow(sid: str):
+        state.unfollow(sid)
         return {"ok": True}
 
     @app.post("/api/colorize/{sid}/{i}")

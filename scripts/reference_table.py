@@ -8,7 +8,7 @@ colors the reference's line art automatically and maps each shape by the net's c
 place in the drawing) to the reference shape the net colored alike (skin as skin, hair as hair). Either makes its
 matches clicks of the matched color (hints, filled flat). The ceiling: one click a shape in the truth's color. Also
 `keyed` from the reference's own luminance instead of its ink drawing (a colored page alone), and the palette of the
-wrong reference.
+wrong reference. And `follow`, the library's way (onepunch/follow.py: `keyed` without place, within follow.NEAR).
 
     .venv/bin/python scripts/reference_table.py data/realdata/openmoji/tones runs/realdata-openmoji/train-color/color.pt
 """
@@ -122,13 +122,15 @@ def main() -> None:
     ap.add_argument("tones", type=Path)
     ap.add_argument("ckpt")
     ap.add_argument("--max-designs", type=int, default=0)
+    ap.add_argument("--only-follow", action="store_true", help="only none, follow and the ceiling")
     ap.add_argument("--near", type=float, default=NEAR)
     args = ap.parse_args()
     designs = sorted(p.name for p in (args.tones / "scan").glob("*.png"))
     designs = designs[: args.max_designs or None]
     tones = sorted(p.name for p in (args.tones / "color").iterdir())
     c = PageColorizer(args.ckpt, device="cpu")
-    rows: dict[str, list] = {k: [] for k in ("none", "palette (right)", "reference (right)", "reference (wrong)",
+    rows: dict[str, list] = {k: [] for k in ("none", "follow (right)", "follow (wrong)", "follow (unrelated)",
+                                             "palette (right)", "reference (right)", "reference (wrong)",
                                              "keyed (right)", "keyed (wrong)", "keyed with place (right)",
                                              "keyed with place (wrong)", "keyed with place (unrelated)",
                                              "palette (wrong)", "keyed with place, reference's luminance (right)",
@@ -162,26 +164,33 @@ def main() -> None:
             right = np.asarray(Image.open(args.tones / "color" / tone / other).convert("RGB"))
             wrong = np.asarray(Image.open(args.tones / "color" / tones[(t + 2) % len(tones)] / other).convert("RGB"))
             rows["none"].append(score(page.auto, truth))
-            if c.takes_palette:
-                for which, colored in (("right", right), ("wrong", wrong)):
-                    pal = c.colorize(Image.fromarray(page.scan, "L"), palette=hints.of_image(Image.fromarray(colored)))
-                    rows[f"palette ({which})"].append(score(np.asarray(pal), truth))
-            for which, t2 in (("right", tone), ("wrong", tones[(t + 2) % len(tones)])):
-                path = args.tones / "color" / t2 / other
-                own = shapes(path)
-                colored = np.asarray(Image.open(path).convert("RGB"))
-                keyed = page.keyed(own, colored, GEO, args.near)
-                rows[f"keyed with place, reference's luminance ({which})"].append(score(colorize(page, keyed), truth))
-            for which, colored in (("right", right), ("wrong", wrong)):
-                snapped = page.snapped(colors(colored), args.near)
-                rows[f"reference ({which})"].append(score(colorize(page, snapped), truth))
-                for geo, label in ((0.0, "keyed"), (GEO, "keyed with place")):
-                    keyed = page.keyed(ref, colored, geo, args.near)
-                    rows[f"{label} ({which})"].append(score(colorize(page, keyed), truth))
             u = unrelated[(i * len(tones) + t) % len(unrelated)]
             u_color = np.asarray(Image.open(args.tones.parent / "test" / "color" / u).convert("RGB"))
-            u_keyed = page.keyed(shapes(args.tones.parent / "test" / "scan" / u), u_color, GEO, args.near)
-            rows["keyed with place (unrelated)"].append(score(colorize(page, u_keyed), truth))
+            if not args.only_follow:  # the training-free ways that are not in the library
+                if c.takes_palette:
+                    for which, colored in (("right", right), ("wrong", wrong)):
+                        pal = c.colorize(Image.fromarray(page.scan, "L"), palette=hints.of_image(Image.fromarray(colored)))
+                        rows[f"palette ({which})"].append(score(np.asarray(pal), truth))
+                for which, t2 in (("right", tone), ("wrong", tones[(t + 2) % len(tones)])):
+                    path = args.tones / "color" / t2 / other
+                    own = shapes(path)
+                    colored = np.asarray(Image.open(path).convert("RGB"))
+                    keyed = page.keyed(own, colored, GEO, args.near)
+                    rows[f"keyed with place, reference's luminance ({which})"].append(score(colorize(page, keyed), truth))
+                for which, colored in (("right", right), ("wrong", wrong)):
+                    snapped = page.snapped(colors(colored), args.near)
+                    rows[f"reference ({which})"].append(score(colorize(page, snapped), truth))
+                    for geo, label in ((0.0, "keyed"), (GEO, "keyed with place")):
+                        keyed = page.keyed(ref, colored, geo, args.near)
+                        rows[f"{label} ({which})"].append(score(colorize(page, keyed), truth))
+                u_keyed = page.keyed(shapes(args.tones.parent / "test" / "scan" / u), u_color, GEO, args.near)
+                rows["keyed with place (unrelated)"].append(score(colorize(page, u_keyed), truth))
+            # The library's way (onepunch/follow.py, `colorize --follow`): the reference page and its colors.
+            line_art = Image.fromarray(page.scan, "L")
+            for which, r_scan, colored in (("right", ref.scan, right), ("wrong", ref.scan, wrong),
+                                           ("unrelated", shapes(args.tones.parent / "test" / "scan" / u).scan, u_color)):
+                followed = c.reference(Image.fromarray(r_scan, "L"), Image.fromarray(colored))
+                rows[f"follow ({which})"].append(score(np.asarray(c.colorize(line_art, follow=followed)), truth))
             ceiling = clicks.clicks(page.scan, truth)
             rows["clicks from the truth (ceiling)"].append(score(colorize(page, ceiling), truth))
     print(f"{args.tones}: {len(designs)} designs x {len(tones)} tones, {args.ckpt}\n")

@@ -26,11 +26,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(ckpt: str, **popen) -> tuple[subprocess.Popen, str]:
-    """`onepunch serve --ckpt ckpt` on a free port, on the CPU -> (process, its URL once it answers)."""
+def start_server(ckpt: str, *args: str, **popen) -> tuple[subprocess.Popen, str]:
+    """`onepunch serve --ckpt ckpt [args]` on a free port, on the CPU -> (process, its URL once it answers)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "onepunch", "serve", "--ckpt", str(ckpt), "--port", str(port),
-                             "--device", "cpu"], cwd=REPO, **popen)
+                             "--device", "cpu", *args], cwd=REPO, **popen)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:

@@ -3,6 +3,7 @@ colors; to-scan is scanners.to_scan); and the pipeline's last step, which colori
 inputs (the demo's sample pages).
 
     onepunch colorize page.png chapter/ vol1.cbz --ckpt color.pt --out colored/
+    onepunch colorize chapter/ --ckpt color.pt --out colored/ --follow mine/001.png   # the chapter follows page 1
 
 The record of what was written (settings, per input its sha256 and its output's) is <out>/.onepunch-colorize.json,
 or the pipeline manifest manifests/<pipeline>/colorize.json for the pipeline step.
@@ -72,6 +73,70 @@ def steering(cc: ColorizeConfig) -> tuple:
     return page_hints, palette
 
 
+def _member(archive: Path, name: str) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        return pages.read_member(zf, name)
+
+
+def _named(jobs: list[pages.Job], colored: Path) -> tuple[str, bytes]:
+    """The input page a colored page is a version of: the one of the same name (file stem); among several, the one
+    in a folder (or chapter) of the colored page's folder's name. -> (its name, its file's bytes). UserError if none
+    or several."""
+    import zipfile
+
+    found = []
+    for j in jobs:
+        if not j.archive:
+            if j.source.stem == colored.stem:
+                found.append((str(j.source), j.source.parent.name, lambda j=j: j.source.read_bytes()))
+            continue
+        try:
+            with zipfile.ZipFile(j.source) as zf:
+                for m in zf.namelist():
+                    if pages.is_page(m) and Path(m).stem == colored.stem:
+                        found.append((f"{j.source}:{m}", j.source.stem, lambda j=j, m=m: _member(j.source, m)))
+        except (zipfile.BadZipFile, OSError):
+            continue  # reported when the chapter is read
+    if len(found) > 1:
+        found = [f for f in found if f[1] == colored.parent.name] or found
+    if len(found) != 1:
+        what = "no input page" if not found else f"{len(found)} input pages ({', '.join(f[0] for f in found[:3])})"
+        raise UserError(f"--follow {colored}: {what} named {colored.stem}.*; a colored page follows the page of its "
+                        "name (colored/003.png for chapter/003.png)")
+    try:
+        return found[0][0], found[0][2]()
+    except OSError as e:
+        raise UserError(f"--follow {colored}: reading {found[0][0]}: {e}") from None
+
+
+def followed(cc: ColorizeConfig, jobs: list[pages.Job], c, log) -> tuple:
+    """The colored pages the others follow (--follow), as one follow.Reference (None without any), and the sha256
+    of each one's page (what the outputs depend on besides the colored files)."""
+    import hashlib
+
+    from onepunch import follow
+
+    if not cc.follow:
+        return None, []
+    refs, shas = [], []
+    for path in cc.follow:
+        colored = _image(path, "--follow", "RGB")
+        name, data = _named(jobs, Path(path))
+        shas.append(hashlib.sha256(data).hexdigest())
+        try:
+            page = pages.read_page(data)
+        except imageio.Reject as e:
+            raise UserError(f"--follow {path}: its page {name}: {e}") from None
+        try:
+            refs.append(c.reference(page, colored))
+        except UserError as e:
+            raise UserError(f"--follow {path}: {e}") from None
+        log.print(f"follow: {path} colors {len(refs[-1].keys)} shape(s) of {name}")
+    return follow.Reference.join(refs), shas
+
+
 def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, record: Path | None = None,
              log=None, rank: Rank | None = None, overwrite: bool = False) -> pages.Summary:
     """Colorize every page of `inputs` (this rank's share of them) into `out`; returns the summary (failures
@@ -86,18 +151,22 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} ({c.backend}) on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
     page_hints, palette = steering(cc)
+    follow, follow_pages = followed(cc, every, c, log)
+    settings = pipeline.colorize_settings(cc, ckpt)
+    if follow_pages:
+        settings["follow_pages"] = follow_pages
     if cc.hints and (stray := hints.unmatched(hints.load_file(cc.hints), pages.page_names(every))):
         log.print(f"[yellow]warning[/]: {cc.hints} names {len(stray)} page(s) that are not among the inputs: "
                   f"{', '.join(stray[:5])}{' ...' if len(stray) > 5 else ''} (their hints are not used)")
 
     def process(imgs: list[Image.Image], names: list[str]) -> list[Image.Image | None]:
         per_page = [page_hints(n) for n in names] if page_hints else None
-        return c.colorize_many(imgs, force=cc.force, hints=per_page, palette=palette)
+        return c.colorize_many(imgs, force=cc.force, hints=per_page, palette=palette, follow=follow)
 
     summary = pages.run(jobs, process, fmt=cc.format,
                         quality=cc.quality, batch_size=cc.batch_size,
                         record=record or own_record,
-                        settings=pipeline.colorize_settings(cc, ckpt), log=log, what="colorize", overwrite=overwrite)
+                        settings=settings, log=log, what="colorize", overwrite=overwrite)
     pages.report(summary, out, log, "colored")
     return summary
 

@@ -1,0 +1,114 @@
+"""A chapter in its characters' colors: the pages a person colored lead the others.
+
+A person colors one page of a chapter (clicks in `onepunch serve`, or any paint program); the other pages follow it.
+Each shape the line art encloses (one click's shape: clicks.spots) is described by what the colorizer's decoder sees
+there: its features at H/16, H/8 and H/4 averaged over the shape, each level scaled to unit length (so the shape's
+surroundings count, not only its own color). A colored page maps its shapes' descriptions to the person's colors;
+on another page each shape whose description matches a reference shape's (cosine at least SIMILAR) takes that shape's
+color as a click (a hint, filled flat, so it is obeyed); the person's own hints on that page win. So a face drawn as
+the reference's face takes its skin, and shapes like none of the reference's stay the net's.
+
+Training-free, from any colorizer's own decoder. Nothing in a line drawing says which character it is, so a reference
+of other characters can still move a page towards their colors where their shapes look alike. Measured on the same
+people drawn in five skin tones (docs/realdata.md, "References").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from onepunch import clicks
+
+SIMILAR = 0.95
+"""A shape takes a reference shape's color when their descriptions' cosine is at least this. Measured on openmoji's
+and fluent's people (docs/realdata.md, "References"): 0.9 follows wrong references further, 0.98 follows little."""
+LEVELS = 3
+"""Decoder levels a description takes (blocks 0-2: H/16, H/8, H/4): the deep ones see a shape's surroundings."""
+
+
+@dataclass
+class Reference:
+    """Colored pages' shapes: their descriptions (keys) and the person's colors of them."""
+
+    keys: np.ndarray
+    """float32 (K, D): each shape's description (unit length)."""
+    colors: np.ndarray
+    """uint8 (K, 3) RGB: the person's color of the same shape (its median on the colored page)."""
+
+    @staticmethod
+    def empty(dim: int = 0) -> Reference:
+        return Reference(np.zeros((0, dim), np.float32), np.zeros((0, 3), np.uint8))
+
+    @staticmethod
+    def join(refs: list[Reference]) -> Reference:
+        """Several colored pages as one (a shape takes its best match's color, whichever page it is on)."""
+        if not refs:
+            return Reference.empty()
+        return Reference(np.concatenate([r.keys for r in refs]), np.concatenate([r.colors for r in refs]))
+
+
+def _spread(n: int, size: int, stride: int) -> np.ndarray:
+    """float32 (n, size): how bilinear upsampling by `stride` (half-pixel centres, as torch's align_corners=False)
+    spreads each of `size` feature cells over n pixels."""
+    src = np.clip((np.arange(n) + 0.5) / stride - 0.5, 0, size - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, size - 1)
+    out = np.zeros((n, size), np.float32)
+    np.add.at(out, (np.arange(n), lo), 1 - (src - lo))
+    np.add.at(out, (np.arange(n), hi), src - lo)
+    return out
+
+
+def describe(features: list[tuple[np.ndarray, int]], spots: list[dict], hw: tuple[int, int]) -> np.ndarray:
+    """Decoder features (each float32 (C, h', w') with its stride, h' * stride covering the (h, w) working copy and
+    its padding) -> float32 (K, D): each spot's shape's mean of the features upsampled bilinearly to the page, per
+    level, each level unit length, together unit length."""
+    if not spots:
+        return np.zeros((0, sum(f.shape[0] for f, _ in features)), np.float32)
+    out = []
+    for f, stride in features:
+        c, fh, fw = f.shape
+        ay, ax = _spread(hw[0], fh, stride), _spread(hw[1], fw, stride)
+        flat = f.reshape(c, -1)
+        rows = []
+        for s in spots:
+            ys, xs = np.divmod(s["where"], hw[1])
+            y0, x0 = ys.min(), xs.min()
+            mask = np.zeros((ys.max() - y0 + 1, xs.max() - x0 + 1), np.float32)
+            mask[ys - y0, xs - x0] = 1
+            # The sum over the shape of the upsampled features = the features weighted by the shape spread back.
+            w = ay[y0: ys.max() + 1].T @ mask @ ax[x0: xs.max() + 1]
+            rows.append(flat @ w.ravel() / len(ys))
+        level = np.stack(rows)
+        out.append(level / np.maximum(np.linalg.norm(level, axis=1, keepdims=True), 1e-6))
+    return (np.concatenate(out, 1) / np.sqrt(len(features))).astype(np.float32)
+
+
+def reference(work: np.ndarray, features: list[tuple[np.ndarray, int]], colored: np.ndarray) -> Reference:
+    """A colored page as a reference: its line art at the working size (uint8 (h, w)), the net's decoder features of
+    it (PageColorizer.features) and the person's colors resized to the working size (uint8 (h, w, 3))."""
+    if colored.shape[:2] != work.shape:
+        raise ValueError(f"reference: line art {work.shape}, colored {colored.shape[:2]}")
+    spots = clicks.spots(work)
+    keys = describe(features, spots, work.shape)
+    return Reference(keys, np.uint8([clicks.median_color(colored, s["where"]) for s in spots]).reshape(-1, 3))
+
+
+def points(work: np.ndarray, features: list[tuple[np.ndarray, int]], ref: Reference, taken: np.ndarray | None = None,
+           similar: float = SIMILAR) -> list[dict]:
+    """The clicks a page takes from a reference: line art at the working size and the net's decoder features of it
+    -> point hints in working-size pixels ({"x", "y", "color", "radius"}). `taken`: bool (h, w), where the page
+    already has the person's own hints (their shapes take nothing)."""
+    if not len(ref.keys):
+        return []
+    spots = clicks.spots(work)
+    if taken is not None:
+        spots = [s for s in spots if not taken.ravel()[s["where"]].any()]
+    if not spots:
+        return []
+    cos = describe(features, spots, work.shape) @ ref.keys.T  # (spots, K)
+    best = cos.argmax(1)
+    return [{"x": s["x"], "y": s["y"], "color": [int(v) for v in ref.colors[k]], "radius": s["radius"]}
+            for s, k, c in zip(spots, best, cos[np.arange(len(spots)), best], strict=True) if c >= similar]

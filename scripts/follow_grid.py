@@ -1,0 +1,55 @@
+"""A grid of `--follow` on the same people in other colors (make realdata: data/realdata/<set>/tones/): per row, the
+colored reference (another person in the target's colors), the target's line art, its automatic colors, its colors
+following the reference, and the truth. docs/realdata.md, "References".
+
+    .venv/bin/python scripts/follow_grid.py docs/realdata-follow.png openmoji:3 fluent:8 emojione:4
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from onepunch.inference import PageColorizer  # noqa: E402
+
+SIDE = 160
+COLUMNS = ("reference", "line art", "automatic", "following", "truth")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", type=Path)
+    ap.add_argument("rows", nargs="+", help="SET:K: the K-th person of the set's tones/ (in name order)")
+    ap.add_argument("--tone", default="3-medium-dark", help="the tone the reference and the truth share")
+    args = ap.parse_args()
+    tiles = []
+    for row in args.rows:
+        name, k = row.split(":")
+        tones = Path("data/realdata") / name / "tones"
+        designs = sorted(p.name for p in (tones / "scan").glob("*.png"))
+        d, other = designs[int(k)], designs[(int(k) + 1) % len(designs)]
+        c = PageColorizer(f"runs/realdata-{name}/train-color/color.pt", device="cpu")
+        scan = Image.open(tones / "scan" / d).convert("L")
+        ref_color = Image.open(tones / "color" / args.tone / other).convert("RGB")
+        ref = c.reference(Image.open(tones / "scan" / other), ref_color)
+        tiles.append([ref_color, scan.convert("RGB"), c.colorize(scan), c.colorize(scan, follow=ref),
+                      Image.open(tones / "color" / args.tone / d).convert("RGB")])
+    head = 18
+    grid = Image.new("RGB", (SIDE * len(COLUMNS), head + SIDE * len(tiles)), "white")
+    draw = ImageDraw.Draw(grid)
+    for j, title in enumerate(COLUMNS):
+        draw.text((j * SIDE + 6, 3), title, fill="black")
+    for i, row in enumerate(tiles):
+        for j, img in enumerate(row):
+            grid.paste(img.resize((SIDE, SIDE), Image.Resampling.LANCZOS), (j * SIDE, head + i * SIDE))
+    grid.save(args.out, optimize=True)
+    print(f"wrote {args.out} ({np.prod(grid.size) // 1000} K pixels)")
+
+
+if __name__ == "__main__":
+    main()
