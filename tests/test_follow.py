@@ -218,3 +218,26 @@ def test_the_chapter_follows_a_page_in_a_real_browser(chapter, plain_color_pt, t
         d.quit()
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_colored_page_finds_its_drawing_by_name_in_folders_and_chapters(tmp_path):
+    """--follow's page: the input of the same name, in a folder or a .cbz; among several, the one in a folder (or
+    chapter) of the colored file's folder's name; none or several left: a one-line error."""
+    import zipfile
+
+    from onepunch import pages
+    from onepunch.errors import UserError
+    from onepunch.stages.colorize import _named
+
+    for ch in ("ch1", "ch2"):
+        (tmp_path / ch).mkdir()
+        (tmp_path / ch / "003.png").write_bytes(f"{ch} page".encode())
+    with zipfile.ZipFile(tmp_path / "vol2.cbz", "w") as zf:
+        zf.writestr("pages/007.jpg", b"member page")
+    jobs = pages.discover([tmp_path / "ch1", tmp_path / "ch2", tmp_path / "vol2.cbz"], tmp_path / "out", "png")
+    assert _named(jobs, Path("mine/vol2/007.png")) == (f"{tmp_path / 'vol2.cbz'}:pages/007.jpg", b"member page")
+    assert _named(jobs, Path("colored/ch2/003.png"))[1] == b"ch2 page"
+    with pytest.raises(UserError, match="2 input pages"):
+        _named(jobs, Path("colored/003.png"))
+    with pytest.raises(UserError, match="no input page named 004"):
+        _named(jobs, Path("004.png"))
