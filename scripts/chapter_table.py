@@ -4,7 +4,8 @@ are the tone's); its first page, colored as the truth is, leads the rest (`--fol
 people leads a chapter in turn. Scored on the pixels that the
 tone changes (where a design's five colored versions differ: skin and hair), against the truth: CIEDE2000 there,
 and the spread of the chapter's skin-and-hair color (each page's mean Lab there; the mean CIEDE2000 between the pages'
-colors and the chapter's mean), without following, following the first page, and in the truth.
+colors and the chapter's mean), and CIEDE2000 over the whole page, without following, following the first page, and
+in the truth.
 
     .venv/bin/python scripts/chapter_table.py data/realdata/openmoji/tones runs/realdata-openmoji/train-color/color.pt
 """
@@ -51,7 +52,7 @@ def main() -> None:
     truths = {(d, t): np.asarray(Image.open(args.tones / "color" / t / d).convert("RGB")) for d in designs for t in tones}
     # The pixels each design's tone changes: its five colored versions differ there.
     toned = {d: np.ptp(np.stack([truths[d, t] for t in tones]).astype(int), 0).max(-1) > 20 for d in designs}
-    rows = {"none": ([], []), "following the first page": ([], []), "truth": ([], [])}
+    rows = {"none": ([], [], []), "following the first page": ([], [], []), "truth": ([], [], [])}
     for t, first in ((t, f) for t in tones for f in designs[: args.leads]):
         ref = c.reference(scans[first], Image.fromarray(truths[first, t]))
         page_colors = {k: [] for k in rows}
@@ -65,13 +66,15 @@ def main() -> None:
                 o = lab(out)
                 de = metrics.ciede2000(o[None], truth[None])[0]
                 rows[name][0].append(float(de[m].mean()))
+                rows[name][2].append(float(de.mean()))
                 page_colors[name].append(o[:, m].mean(1))
         for name in rows:
             rows[name][1].append(spread(page_colors[name]))
     print(f"{args.tones}: {len(designs)} designs x {len(tones)} tones x {args.leads} leading pages, {args.ckpt}\n")
-    print("| chapter | CIEDE2000 on skin and hair | spread of skin and hair across pages |\n| --- | --- | --- |")
-    for name, (de, sp) in rows.items():
-        print(f"| {name} | {np.mean(de):.2f} | {np.mean(sp):.2f} |")
+    print("| chapter | CIEDE2000 on skin and hair | spread of skin and hair across pages | CIEDE2000 over the page |\n"
+          "| --- | --- | --- | --- |")
+    for name, (de, sp, page) in rows.items():
+        print(f"| {name} | {np.mean(de):.2f} | {np.mean(sp):.2f} | {np.mean(page):.2f} |")
 
 
 if __name__ == "__main__":
