@@ -295,8 +295,8 @@ class PageColorizer:
         if hints is not None and any(h is not None for h in hints) and not self.accepts_hints:
             raise UserError("this color.pt takes no hints (made before them, or trained with hint_p = 0): "
                             "use hint_fill flat, or retrain it with this version")
-        if follow is not None and not self.accepts_hints:
-            raise UserError("following colored pages needs hints: this color.pt takes none, use hint_fill flat")
+        if follow is not None:
+            self._can_follow()
         if palette is not None and not self.takes_palette:
             raise UserError("this color.pt takes no palette (made before them, or trained with palette_p = 0): "
                             "retrain it with this version")
@@ -349,9 +349,7 @@ class PageColorizer:
         """uint8 (h, w) working copy -> its decoder features, float32 (C, h', w') at H/16, H/8, H/4 (follow.LEVELS)
         of the page padded as the net sees it, each with its stride: what onepunch/follow.py describes shapes with.
         One pass, whole page."""
-        if self.backend != "torch":
-            raise UserError("following colored pages needs the torch backend (a color.pt): an .onnx net gives no "
-                            "decoder features")
+        self._can_follow()
         h, w = self._round(work.shape[0]), self._round(work.shape[1])
         got: list = []
         hooks = [b.register_forward_hook(lambda m, i, o: got.append(o)) for b in self.net.blocks[: follow_lib.LEVELS]]
@@ -362,13 +360,25 @@ class PageColorizer:
                 hk.remove()
         return [(f[0].float().contiguous().cpu().numpy(), h // f.shape[-2]) for f in got]
 
+    def _can_follow(self) -> None:
+        if self.backend != "torch":
+            raise UserError("following colored pages needs the torch backend (a color.pt): an .onnx net gives no "
+                            "decoder features")
+        if not self.accepts_hints:
+            raise UserError("following colored pages needs hints: this color.pt takes none, use hint_fill flat")
+
+    def check_reference(self, page: Image.Image, colored: Image.Image) -> None:
+        """UserError unless this net can follow `colored` as a version of `page` (the same shape); no net pass."""
+        self._can_follow()
+        if abs(page.width / page.height - colored.width / colored.height) > 0.02 * page.width / page.height:
+            raise UserError(f"a colored page of {colored.width}x{colored.height} is not a version of a "
+                            f"{page.width}x{page.height} page (another shape)")
+
     def reference(self, page: Image.Image, colored: Image.Image) -> follow_lib.Reference:
         """A page and a person's colored version of it (any size of the same shape: a page colored in `serve`, or in
         any paint program) -> what other pages follow (colorize_many's `follow`; several: Reference.join)."""
         page, colored = normalise(page), normalise(colored).convert("RGB")
-        if abs(page.width / page.height - colored.width / colored.height) > 0.02 * page.width / page.height:
-            raise UserError(f"a colored page of {colored.width}x{colored.height} is not a version of a "
-                            f"{page.width}x{page.height} page (another shape)")
+        self.check_reference(page, colored)
         drawn = self.working_copy(luma(page))  # as _follow describes a page's shapes
         size = (drawn.shape[1], drawn.shape[0])
         small = colored if colored.size == size else imageio.resize_to(colored, size)

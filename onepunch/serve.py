@@ -54,7 +54,7 @@ class Session:
     images: list[Image.Image]
     palette: object = None  # a (65,) tensor from hints.of_image, or None
     results: dict[int, bytes] = field(default_factory=dict)  # page index -> PNG of its last colorization
-    followed: dict[int, object] = field(default_factory=dict)  # page index -> follow.Reference of its colors
+    followed: dict[int, follow.Reference] = field(default_factory=dict)  # page index -> what its colors lead
 
     @property
     def pixels(self) -> int:

@@ -126,6 +126,7 @@ def test_a_chapter_follows_the_page_a_person_colored(chapter, plain_color_pt):
     r = cli(*base, "--out", str(chapter / "followed"), "--follow", str(chapter / "mine" / "p1.png"))
     said = " ".join((r.stdout + r.stderr).split())
     assert r.returncode == 0 and "0 page(s) colored" in said and "4 input(s) up to date" in said, said
+    assert "colors 3 shape(s)" not in said  # nothing to do: the colored page is checked, not run through the net
 
 
 def test_follow_mistakes_are_one_line_errors(chapter, plain_color_pt, color_pt, tmp_path):
@@ -137,6 +138,8 @@ def test_follow_mistakes_are_one_line_errors(chapter, plain_color_pt, color_pt, 
     Image.new("RGB", (256, 64), "red").save(tmp_path / "p2.png")
     r = cli(*base, "--follow", str(tmp_path / "p2.png"))
     assert r.returncode == 2 and "not a version of" in r.stderr and "Traceback" not in r.stderr
+    r = cli(*base, "--follow", str(chapter / "mine" / "p1.png"), "--hint-fill", "net")  # this net takes no hints
+    assert r.returncode == 2 and "needs hints" in r.stderr and "Traceback" not in r.stderr
     r = cli(*base, "--follow", str(tmp_path / "missing.png"))
     assert r.returncode == 2 and "--follow" in r.stderr and "Traceback" not in r.stderr
 

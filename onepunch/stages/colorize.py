@@ -112,29 +112,38 @@ def _named(jobs: list[pages.Job], colored: Path) -> tuple[str, bytes]:
 
 
 def followed(cc: ColorizeConfig, jobs: list[pages.Job], c, log) -> tuple:
-    """The colored pages the others follow (--follow), as one follow.Reference (None without any), and the sha256
-    of each one's page (what the outputs depend on besides the colored files)."""
+    """The colored pages the others follow (--follow): (the sha256 of each one's page, what the outputs depend on
+    besides the colored files; a function that gives them as one follow.Reference, or None without any). Every
+    colored page and its page are read and checked here (a mistake is a one-line error before any work); the net's
+    pass over them waits for the first page that needs it, so a rerun with nothing to do runs no net."""
+    import functools
     import hashlib
 
     from onepunch import follow
 
     if not cc.follow:
-        return None, []
-    refs, shas = [], []
+        return [], lambda: None
+    found = []
     for path in cc.follow:
         colored = _image(path, "--follow", "RGB")
         name, data = _named(jobs, Path(path))
-        shas.append(hashlib.sha256(data).hexdigest())
         try:
             page = pages.read_page(data)
+            c.check_reference(page, colored)
         except imageio.Reject as e:
             raise UserError(f"--follow {path}: its page {name}: {e}") from None
-        try:
-            refs.append(c.reference(page, colored))
         except UserError as e:
             raise UserError(f"--follow {path}: {e}") from None
-        log.print(f"follow: {path} colors {len(refs[-1].keys)} shape(s) of {name}")
-    return follow.Reference.join(refs), shas
+        found.append((path, name, hashlib.sha256(data).hexdigest(), page, colored))
+
+    @functools.cache
+    def load():
+        refs = []
+        for path, name, _, page, colored in found:
+            refs.append(c.reference(page, colored))
+            log.print(f"follow: {path} colors {len(refs[-1].keys)} shape(s) of {name}")
+        return follow.Reference.join(refs)
+    return [sha for _, _, sha, _, _ in found], load
 
 
 def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, record: Path | None = None,
@@ -151,7 +160,7 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
     log.print(f"colorize: {len(jobs)} input(s) with {ckpt} ({c.backend}) on {c.device}, working size {c.working_size}"
               + (f", tiles {cc.tile} (overlap {cc.overlap})" if cc.tile else ""))
     page_hints, palette = steering(cc)
-    follow, follow_pages = followed(cc, every, c, log)
+    follow_pages, follow = followed(cc, every, c, log)
     settings = pipeline.colorize_settings(cc, ckpt)
     if follow_pages:
         settings["follow_pages"] = follow_pages
@@ -161,7 +170,7 @@ def colorize(inputs: list[Path], out: Path, ckpt: Path, cc: ColorizeConfig, reco
 
     def process(imgs: list[Image.Image], names: list[str]) -> list[Image.Image | None]:
         per_page = [page_hints(n) for n in names] if page_hints else None
-        return c.colorize_many(imgs, force=cc.force, hints=per_page, palette=palette, follow=follow)
+        return c.colorize_many(imgs, force=cc.force, hints=per_page, palette=palette, follow=follow())
 
     summary = pages.run(jobs, process, fmt=cc.format,
                         quality=cc.quality, batch_size=cc.batch_size,
