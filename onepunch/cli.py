@@ -157,6 +157,7 @@ def colorize(
     descreen: Annotated[str, typer.Option(help=DOC["descreen"])] = CC.descreen,
     regions: Annotated[str, typer.Option(help=DOC["regions"])] = CC.regions,
     hint_fill: Annotated[str, typer.Option(help=DOC["hint_fill"])] = CC.hint_fill,
+    memory: Annotated[str, typer.Option(help=DOC["memory"])] = CC.memory,
     tile: Annotated[int, typer.Option(help=DOC["tile"])] = CC.tile,
     overlap: Annotated[int, typer.Option(help=DOC["overlap"])] = CC.overlap,
     tile_passes: Annotated[int, typer.Option(help=DOC["tile_passes"])] = CC.tile_passes,
@@ -174,7 +175,7 @@ def colorize(
 ):
     """Colorize line art and manga pages at full resolution; chapters stay chapters."""
     given = {"format": fmt, "quality": quality, "working_size": working_size, "transfer": transfer, "chroma": chroma,
-             "lettering": lettering, "descreen": descreen, "regions": regions, "hint_fill": hint_fill, "tile": tile,
+             "lettering": lettering, "descreen": descreen, "regions": regions, "hint_fill": hint_fill, "memory": memory, "tile": tile,
              "overlap": overlap, "tile_passes": tile_passes, "batch_size": batch_size, "force": force,
              "threshold": threshold, "device": device, "hints": hints, "hint_image": hint_image,
              "reference": reference, "follow": list(follow or []), "backend": backend}

@@ -310,6 +310,9 @@ class TrainColorConfig(TrainCommon):
     scan plus a learned RGB change, L1 loss)."""
     ce_weight: float = 1.0
     """lab head: weight of the a*b* cross-entropy (L*'s L1 is weighted by l1_weight)."""
+    memory_images: int = field(default=2000, metadata=UNHASHED)  # the manifest's "memory" records it
+    """Training pairs whose shapes color.pt remembers with their true colors, for colorize to use where the net is
+    unsure (onepunch/memory.py; at most memory.MAX_SHAPES shapes). 0: none. Changing it rebuilds only the memory."""
     ink_l: float = field(default=0.0, metadata=since(0.0))
     """lab head: pixels whose true L* is below this (0-100) teach no a*b* and count for nothing in the rebalancing
     prior (fading in over the next 20 L*): black has no color, and a cell of the a*b* target that straddles a fill
@@ -361,7 +364,7 @@ class TrainColorConfig(TrainCommon):
         _bounds(self, "train_color", batch_size=(1, None), epochs=(0.0, None), steps=(0, None), lr_g=(1e-12, 1.0),
                 lr_d=(1e-12, 1.0), nogan_lr_g=(1e-12, 1.0), beta1=(0.0, 0.9999), beta2=(0.0, 0.9999), decay_start=(0.0, 1.0),
                 l1_weight=(0.0, None), edge_weight=(0.0, None), degrade_p=(0.0, 1.0), lines_p=(0.0, 1.0),
-                hint_p=(0.0, 1.0), max_hints=(1, 10000), palette_p=(0.0, 1.0), ce_weight=(0.0, None), ink_l=(0.0, 100.0),
+                hint_p=(0.0, 1.0), max_hints=(1, 10000), palette_p=(0.0, 1.0), ce_weight=(0.0, None), ink_l=(0.0, 100.0), memory_images=(0, None),
                 rebalance=(0.0, 1.0))
         _check(self.epochs > 0 or self.steps > 0, "train_color: epochs or steps must be > 0")
         _check(all(0 <= p <= 1 for p in self.nogan_phases), "train_color.nogan_phases must be fractions in [0, 1]")
@@ -450,6 +453,10 @@ class ColorizeConfig:
     hint_fill: str = "flat"
     """flat: a hinted region comes out in the hint's color, shaded by the net, whatever the net learned; net: the net
     alone decides how far it follows hints."""
+    memory: str = "on"
+    """on: shapes without a hint take the color that shapes like them had in training, where those agree (a
+    color.pt from train-color keeps them: onepunch/memory.py; torch backend, hint_fill flat, no tiles); off: the
+    net's colors."""
     tile: int = 0
     """Tile side (multiple of 32) for tiled inference at large working sizes; 0: whole page at once."""
     overlap: int = 64
@@ -486,6 +493,7 @@ class ColorizeConfig:
         _check(self.descreen in DESCREEN, f"colorize.descreen must be {' or '.join(DESCREEN)}, got {self.descreen!r}")
         _check(self.regions in REGIONS, f"colorize.regions must be {' or '.join(REGIONS)}, got {self.regions!r}")
         _check(self.hint_fill in HINT_FILL, f"colorize.hint_fill must be {' or '.join(HINT_FILL)}, got {self.hint_fill!r}")
+        _check(self.memory in ("on", "off"), f"colorize.memory must be on or off, got {self.memory!r}")
         _check(self.format in FORMATS, f"colorize.format must be {', '.join(FORMATS)}, got {self.format!r}")
         _bounds(self, "colorize", quality=(1, 100), working_size=(0, 16384), tile=(0, 16384), overlap=(0, None), tile_passes=(0, 8),
                 batch_size=(1, 1024), threshold=(0.0, None))

@@ -96,6 +96,7 @@ def export_onnx(ckpt: str | Path, out: str | Path, opset: int = OPSET, overwrite
         raise UserError(f"{out} exists and was not written by onepunch export: choose another path, or pass "
                         "--overwrite to replace it")
     net, meta = load_colorizer(ckpt)
+    meta.pop("memory", None)  # colors from the training set need the decoder's features: the torch backend's
     inputs = _probe()
     # torch.export's exporter (the TorchScript one is deprecated): height and width are 32 x a dynamic number, so
     # one graph takes any page the PageColorizer pads; up to 16384 px a side.

@@ -96,16 +96,18 @@ def reference(work: np.ndarray, features: list[tuple[np.ndarray, int]], colored:
     return Reference(keys, np.uint8([clicks.median_color(colored, s["where"]) for s in spots]).reshape(-1, 3))
 
 
+def free_spots(work: np.ndarray, taken: np.ndarray | None) -> list[dict]:
+    """The shapes of a page (clicks.spots) that hold none of its hints (`taken`: bool (h, w), or None)."""
+    spots = clicks.spots(work)
+    return spots if taken is None else [s for s in spots if not taken.ravel()[s["where"]].any()]
+
+
 def points(work: np.ndarray, features: list[tuple[np.ndarray, int]], ref: Reference, taken: np.ndarray | None = None,
            similar: float = SIMILAR) -> list[dict]:
     """The clicks a page takes from a reference: line art at the working size and the net's decoder features of it
     -> point hints in working-size pixels ({"x", "y", "color", "radius"}). `taken`: bool (h, w), where the page
     already has the person's own hints (their shapes take nothing)."""
-    if not len(ref.keys):
-        return []
-    spots = clicks.spots(work)
-    if taken is not None:
-        spots = [s for s in spots if not taken.ravel()[s["where"]].any()]
+    spots = free_spots(work, taken) if len(ref.keys) else []
     if not spots:
         return []
     cos = describe(features, spots, work.shape) @ ref.keys.T  # (spots, K)

@@ -33,6 +33,7 @@ from PIL import Image
 from onepunch import follow as follow_lib
 from onepunch import hints as hints_lib
 from onepunch import imageio, lettering, metrics, regions, screentone, transfer
+from onepunch import memory as memory_lib
 from onepunch.config import BACKENDS, ColorizeConfig
 from onepunch.devices import pick_device
 from onepunch.errors import UserError
@@ -151,6 +152,9 @@ class PageColorizer:
 
             self.net, self.meta = load_colorizer(ckpt)
             self.net = self.net.to(self.device)
+            state = self.meta.pop("memory", None)  # colors from the training set (onepunch/memory.py)
+            if state is not None and cc.memory == "on":
+                self.memory = memory_lib.Memory.from_state(state)
             if self.device.type == "cpu":
                 # oneDNN's convolutions run on NHWC natively; NCHW costs a reorder in and out of each (BENCHMARKS.md).
                 self.net = self.net.to(memory_format=torch.channels_last)
@@ -162,6 +166,7 @@ class PageColorizer:
             raise UserError(f"colorize.tile must be a multiple of {self.multiple} for this net, not {cc.tile}")
         if cc.tile and cc.overlap >= cc.tile // 2:
             raise UserError(f"colorize.overlap must be below colorize.tile / 2 ({cc.tile // 2}), not {cc.overlap}")
+        self.memory = getattr(self, "memory", None)
         trained = self.meta.get("train_config", {})
         # What the net can take besides the scan: nothing for a color.pt made before hints, or trained without them.
         self.takes_hints = "control." not in self.meta.get("absent", []) and trained.get("hint_p", 1) > 0
@@ -186,9 +191,23 @@ class PageColorizer:
 
     # ------------------------------------------------------------------------------------------------ net calls
     @torch.inference_mode()
-    def _run(self, batch: np.ndarray, hint_maps: np.ndarray | None = None, palette=None) -> np.ndarray:
+    def _run(self, batch: np.ndarray, hint_maps: np.ndarray | None = None, palette=None,
+             features: list | None = None) -> np.ndarray:
         """uint8 (B, h, w) scans, h and w multiples of 32 (and optionally float32 (B, h, w, 4) hints, a (65,)
-        palette) -> uint8 (B, h, w, 3) colors."""
+        palette) -> uint8 (B, h, w, 3) colors. `features`: a list that gets each item's decoder features (a list of
+        float32 (C, h', w') with its stride per level, follow.LEVELS of them), from the same pass."""
+        if features is not None:
+            got: list = []
+            hooks = [b.register_forward_hook(lambda m, i, o: got.append(o)) for b in self.net.blocks[: follow_lib.LEVELS]]
+            try:
+                out = self._run(batch, hint_maps, palette)
+            finally:
+                for hk in hooks:
+                    hk.remove()
+            h = batch.shape[1]
+            features.extend([(f[j].float().contiguous().cpu().numpy(), h // f.shape[-2]) for f in got]
+                            for j in range(len(batch)))
+            return out
         x = torch.from_numpy(batch).to(self.device)[:, None].float().div_(127.5).sub_(1)
         h = None if hint_maps is None else torch.from_numpy(hint_maps).to(self.device).permute(0, 3, 1, 2)
         if self.device.type == "cpu":
@@ -255,9 +274,10 @@ class PageColorizer:
         return np.clip(acc / weight + 0.5, 0, 255).astype(np.uint8)[:h, :w]
 
     def color_at_working_size(self, works: list[np.ndarray], hint_maps: list | None = None,
-                              palette=None) -> list[np.ndarray]:
+                              palette=None, features: list | None = None) -> list[np.ndarray]:
         """uint8 (h, w) working-size luminances (and their (h, w, 4) hint maps or None, a palette for all) ->
-        uint8 (h, w, 3) net outputs (batched by shape)."""
+        uint8 (h, w, 3) net outputs (batched by shape). `features`: a list of len(works) that gets each page's
+        decoder features from the same pass (as `features`; left None with tiles)."""
         out: list[np.ndarray | None] = [None] * len(works)
         hint_maps = hint_maps or [None] * len(works)
         if self.tile:
@@ -275,9 +295,12 @@ class PageColorizer:
                 fill = part + [part[0]] * (step - len(part))  # repeats, whose outputs are dropped
                 hinted = (None if all(hint_maps[i] is None for i in part) else
                           np.stack([_pad_hints(hint_maps[i], h, w) for i in fill]))
-                res = self._run(np.stack([self._pad(works[i], h, w) for i in fill]), hinted, palette)
+                got: list | None = None if features is None else []
+                res = self._run(np.stack([self._pad(works[i], h, w) for i in fill]), hinted, palette, got)
                 for j, i in enumerate(part):
                     out[i] = res[j, : works[i].shape[0], : works[i].shape[1]]
+                    if got is not None:
+                        features[i] = got[j]
         return out  # type: ignore[return-value]
 
     # ----------------------------------------------------------------------------------------------------- pages
@@ -310,9 +333,12 @@ class PageColorizer:
         works = [w for _, w, _ in before]
         hint_maps = [m for _, _, m in before]
         # A net that takes no hints gets none; with hint_fill flat the hinted regions are colored below all the same.
-        colors = self.color_at_working_size(works, hint_maps if self.takes_hints else None, palette)
+        feats: list | None = [None] * len(works) if self._recalls() else None
+        colors = self.color_at_working_size(works, hint_maps if self.takes_hints else None, palette, feats)
         if follow is not None and len(follow.keys):
             self._follow(follow, greys, before, page_hints, colors, palette)
+        if feats is not None:
+            self._recall(feats, greys, before, page_hints)
         together = min(PAGE_THREADS, len(todo))  # pages at once: they share the transfer's threads
         done = _each(functools.partial(self._after, share=together), greys, before, colors, page_hints)
         out: list[Image.Image | None] = [None] * len(images)
@@ -344,6 +370,45 @@ class PageColorizer:
             for k, color in zip(again, redone, strict=True):
                 colors[k] = color
 
+    def _recalls(self) -> bool:
+        """Whether pages take colors from the training set: a memory in the color.pt (and colorize.memory on),
+        shapes filled flat, the whole page in one pass (tiles give no page-wide features)."""
+        return self.memory is not None and self.hint_fill == "flat" and not self.tile
+
+    def _recall(self, feats: list, greys: list, before: list, page_hints: list) -> None:
+        """Each page's shapes without a hint (the person's, or a followed page's) take the color their look-alikes
+        had in training where those agree (onepunch/memory.py), as clicks, in place. The net does not run again."""
+        for k, (grey, (text, work, hint_map)) in enumerate(zip(greys, before, strict=True)):
+            taken = None if hint_map is None else hint_map[..., 3] > 0
+            found = memory_lib.points(work, feats[k], self.memory, taken)
+            sy, sx = grey.shape[0] / work.shape[0], grey.shape[1] / work.shape[1]
+            found = [{**p, "x": p["x"] * sx, "y": p["y"] * sy, "radius": p["radius"] * min(sx, sy)} for p in found]
+            if found and page_hints[k] is not None:
+                # The hinted shapes at the page's own size, where the flats are filled: the working copy's shapes
+                # can split one of them (descreening, lines thinned by the resize), and a click there must win.
+                labels = regions.shapes(grey)[0]
+                mine = hints_lib.at_working_size(page_hints[k], grey.shape, grey.shape)
+                hinted = set(np.unique(labels[mine[..., 3] > 0]).tolist()) - {0} if mine is not None else set()
+                h, w = grey.shape
+                found = [p for p in found
+                         if labels[min(h - 1, int(p["y"])), min(w - 1, int(p["x"]))] not in hinted]
+            if not found:
+                continue
+            page_hints[k] = found if page_hints[k] is None else (found, page_hints[k])
+            hint_map = hints_lib.at_working_size(page_hints[k], grey.shape, work.shape)
+            before[k] = (text, work, None if hint_map is None else hints_lib.fill(work, hint_map))
+
+    def remember(self, scan: np.ndarray, color: Image.Image) -> follow_lib.Reference:
+        """A training pair (uint8 (h, w) scan, its colors) -> its shapes' descriptions and true colors, as a page
+        is seen when colorized (working copy, descreened; the net's features from its own pass): memory.Memory.of
+        joins them."""
+        _, work, _ = self._before(scan, None)
+        feats: list = [None]
+        self.color_at_working_size([work], None, None, feats)
+        size = (work.shape[1], work.shape[0])
+        small = color.convert("RGB") if color.size == size else imageio.resize_to(color.convert("RGB"), size)
+        return follow_lib.reference(work, feats[0], np.asarray(small))
+
     @torch.inference_mode()
     def features(self, work: np.ndarray) -> list[tuple[np.ndarray, int]]:
         """uint8 (h, w) working copy -> its decoder features, float32 (C, h', w') at H/16, H/8, H/4 (follow.LEVELS)
@@ -352,13 +417,8 @@ class PageColorizer:
         self._can_follow()
         h, w = self._round(work.shape[0]), self._round(work.shape[1])
         got: list = []
-        hooks = [b.register_forward_hook(lambda m, i, o: got.append(o)) for b in self.net.blocks[: follow_lib.LEVELS]]
-        try:
-            self._run(self._pad(work, h, w)[None])
-        finally:
-            for hk in hooks:
-                hk.remove()
-        return [(f[0].float().contiguous().cpu().numpy(), h // f.shape[-2]) for f in got]
+        self._run(self._pad(work, h, w)[None], features=got)
+        return got[0]
 
     def _can_follow(self) -> None:
         if self.backend != "torch":

@@ -297,7 +297,9 @@ def _colors_current(cfg: PipelineConfig, m: dict, found: dict) -> bool:
             return False
         init = sm["outputs"]["weights"]["sha256"]
     out = m["outputs"]["color.pt"]
-    return m.get("final_weights_sha256") == init and Path(out["path"]).is_file() and sha256_file(out["path"]) == out["sha256"]
+    remembered = m.get("memory", {}).get("limit", 0) == cfg.train_color.memory_images  # 0: made before memories
+    return (m.get("final_weights_sha256") == init and remembered and Path(out["path"]).is_file()
+            and sha256_file(out["path"]) == out["sha256"])
 
 
 def _colorize_state(cfg: PipelineConfig) -> str:

@@ -11,10 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import grids  # noqa: E402
+
 from onepunch.inference import PageColorizer  # noqa: E402
 
 SIDE = 160
@@ -39,16 +41,7 @@ def main() -> None:
         ref = c.reference(Image.open(tones / "scan" / other), ref_color)
         tiles.append([ref_color, scan.convert("RGB"), c.colorize(scan), c.colorize(scan, follow=ref),
                       Image.open(tones / "color" / args.tone / d).convert("RGB")])
-    head = 18
-    grid = Image.new("RGB", (SIDE * len(COLUMNS), head + SIDE * len(tiles)), "white")
-    draw = ImageDraw.Draw(grid)
-    for j, title in enumerate(COLUMNS):
-        draw.text((j * SIDE + 6, 3), title, fill="black")
-    for i, row in enumerate(tiles):
-        for j, img in enumerate(row):
-            grid.paste(img.resize((SIDE, SIDE), Image.Resampling.LANCZOS), (j * SIDE, head + i * SIDE))
-    grid.save(args.out, optimize=True)
-    print(f"wrote {args.out} ({np.prod(grid.size) // 1000} K pixels)")
+    grids.save(args.out, COLUMNS, tiles, SIDE)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from onepunch.stages import build_pairs, shards, train_color
 from tests.conftest import cli, demo_tables, write_pipeline
 
 TINY = {"preset": "tiny", "size": 64, "start_size": 32, "batch_size": 2, "steps": 4, "sample_every": 2,
-        "val_every": 4, "ckpt_every": 2, "val_images": 2, "workers": 0}
+        "val_every": 4, "ckpt_every": 2, "val_images": 2, "workers": 0, "memory_images": 5}
 
 
 @pytest.fixture
@@ -110,12 +110,26 @@ def test_user_errors(make_cfg, tmp_path):
 
 
 @pytest.mark.slow
-def test_color_pt_is_self_contained(make_cfg, tmp_path):
+def test_color_pt_is_self_contained(make_cfg, capsys):
+    """color.pt holds the net and the memory of the training pairs' shapes and colors (onepunch/memory.py),
+    readable with weights_only; changing how many pairs it remembers rebuilds the memory alone, and 0 keeps none."""
     cfg = make_cfg(size=32)
     m = train_color.run(cfg)
     g, meta = checkpoint.load_colorizer(m["outputs"]["color.pt"]["path"])
     fresh = colorizer.Colorizer(colorizer.ColorizerConfig(**meta["config"]))
     assert set(fresh.state_dict()) == set(g.state_dict())
+    assert m["memory"]["limit"] == 5 and m["memory"]["images"] == 5 and m["memory"]["shapes"] > 0
+    mem = torch.load(m["outputs"]["color.pt"]["path"], weights_only=True)["memory"]
+    assert len(mem["keys"]) == len(mem["colors"]) == m["memory"]["shapes"] and mem["keys"].dtype == torch.float16
+    w32 = pipeline.out_dir(cfg, "train-color") / "32" / "weights.pt"
+    mtime = w32.stat().st_mtime_ns
+    none = make_cfg(size=32, memory_images=0)
+    assert pipeline.state(none, "train-color") == "stale"
+    m0 = train_color.run(none)
+    assert "stage 32px up to date" in capsys.readouterr().err and w32.stat().st_mtime_ns == mtime
+    assert m0["memory"]["images"] == 0 and "memory" not in torch.load(m0["outputs"]["color.pt"]["path"],
+                                                                       weights_only=True)
+    assert pipeline.state(none, "train-color") == "done"
 
 
 @pytest.mark.slow

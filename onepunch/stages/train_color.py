@@ -22,7 +22,7 @@ import time
 import torch
 from rich.progress import TextColumn
 
-from onepunch import __version__, augment, checkpoint, data, dist, losses, metrics, pipeline, train
+from onepunch import __version__, augment, checkpoint, data, dist, losses, memory, metrics, pipeline, train
 from onepunch.config import PipelineConfig
 from onepunch.errors import UserError
 from onepunch.manifest import FORMAT, exclusive, read_json, sha256_file, write_json
@@ -325,10 +325,22 @@ def _finish(cfg, g, inputs, final_sha, stage_manifests, val, env, log) -> dict:
     checkpoint.save_colorizer(train.unwrap(g), path, working_size=cfg.shards.max_side,
                    lineage={**inputs, "pipeline": cfg.name, "stages": stage_manifests},
                    metrics=val, train_config=pipeline.settings(cfg, NAME))
+    remembered = {"limit": cfg.train_color.memory_images, "images": 0, "shapes": 0}
+    if cfg.train_color.memory_images:
+        # Colors from the training set (onepunch/memory.py): the final net describes the training pairs' shapes.
+        pairs_m = read_json(inputs["pairs_manifest"])
+        shards = pipeline.pair_shards(pairs_m, "train")
+        todo = sum(n for _, n in memory.spread(shards, cfg.train_color.memory_images))
+        with progress(log) as bar:
+            task = bar.add_task("remembering the training shapes", total=todo)
+            mem = memory.build(path, shards, (pairs_m["members"]["scan"], pairs_m["members"]["color"]), todo,
+                               str(env.device), lambda: bar.advance(task))
+        memory.attach(path, mem)
+        remembered.update(images=mem.images, shapes=len(mem.keys))
     m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "sizes": cfg.train_color.sizes,
          "config": pipeline.settings(cfg, NAME), "inputs": inputs, "stages": stage_manifests, "final_weights_sha256": final_sha,
          "outputs": {"color.pt": {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}},
-         "metrics": val, "versions": {"onepunch": __version__, "torch": torch.__version__,
+         "memory": remembered, "metrics": val, "versions": {"onepunch": __version__, "torch": torch.__version__,
                                       "python": platform.python_version()}}
     write_json(pipeline.manifest_path(cfg, NAME), m)
     log.print(f"[green]train-color done[/]: {path}")
