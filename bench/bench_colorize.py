@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from onepunch import pages, regions  # noqa: E402
+from onepunch import memory, pages, regions  # noqa: E402
 from onepunch.checkpoint import save_colorizer  # noqa: E402
 from onepunch.config import ColorizeConfig  # noqa: E402
 from onepunch.inference import PageColorizer, luma  # noqa: E402
@@ -132,6 +132,14 @@ def measure(ckpt: Path, img, data: bytes, folder: Path, args, cuda: bool) -> dic
          "pool_s": timed(lambda w=work, x=color: regions.pool(x, w), args.repeats, False),
          "page_regions_off_s": timed(lambda: off.colorize(img), args.repeats, cuda),
          "page_20_clicks_s": timed(lambda c=c: c.colorize(img, hints=clicks20), args.repeats, cuda)}
+    if ckpt.suffix == ".pt":
+        # Colors from the training set: a memory of this very page (the net's colors standing in for the truth,
+        # three times, so every shape's three nearest agree) colors every shape, the most it can cost.
+        mem = memory.Memory.of([c.remember(grey, c.colorize(img))] * 3, 3)
+        c.memory = mem
+        r["memory_shapes"] = len(mem.keys) // 3
+        r["page_memory_s"] = timed(lambda c=c: c.colorize(img), args.repeats, cuda)
+        c.memory = None
     if cuda:
         r["page_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
     if not args.no_folder:

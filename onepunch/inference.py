@@ -338,7 +338,7 @@ class PageColorizer:
         if follow is not None and len(follow.keys):
             self._follow(follow, greys, before, page_hints, colors, palette)
         if feats is not None:
-            self._recall(feats, greys, before, page_hints)
+            self._recall(feats, before, colors)
         together = min(PAGE_THREADS, len(todo))  # pages at once: they share the transfer's threads
         done = _each(functools.partial(self._after, share=together), greys, before, colors, page_hints)
         out: list[Image.Image | None] = [None] * len(images)
@@ -375,28 +375,18 @@ class PageColorizer:
         shapes filled flat, the whole page in one pass (tiles give no page-wide features)."""
         return self.memory is not None and self.hint_fill == "flat" and not self.tile
 
-    def _recall(self, feats: list, greys: list, before: list, page_hints: list) -> None:
+    def _recall(self, feats: list, before: list, colors: list) -> None:
         """Each page's shapes without a hint (the person's, or a followed page's) take the color their look-alikes
-        had in training where those agree (onepunch/memory.py), as clicks, in place. The net does not run again."""
-        for k, (grey, (text, work, hint_map)) in enumerate(zip(greys, before, strict=True)):
+        had in training where those agree (onepunch/memory.py), in place: filled flat at the working size, shaded
+        by the net, as a click is at the page's size. The net does not run again, and a person's click in a shape
+        the working copy splits still wins (the flats at the page's size come after)."""
+        for k, (_, work, hint_map) in enumerate(before):
             taken = None if hint_map is None else hint_map[..., 3] > 0
             found = memory_lib.points(work, feats[k], self.memory, taken)
-            sy, sx = grey.shape[0] / work.shape[0], grey.shape[1] / work.shape[1]
-            found = [{**p, "x": p["x"] * sx, "y": p["y"] * sy, "radius": p["radius"] * min(sx, sy)} for p in found]
-            if found and page_hints[k] is not None:
-                # The hinted shapes at the page's own size, where the flats are filled: the working copy's shapes
-                # can split one of them (descreening, lines thinned by the resize), and a click there must win.
-                labels = regions.shapes(grey)[0]
-                mine = hints_lib.at_working_size(page_hints[k], grey.shape, grey.shape)
-                hinted = set(np.unique(labels[mine[..., 3] > 0]).tolist()) - {0} if mine is not None else set()
-                h, w = grey.shape
-                found = [p for p in found
-                         if labels[min(h - 1, int(p["y"])), min(w - 1, int(p["x"]))] not in hinted]
-            if not found:
-                continue
-            page_hints[k] = found if page_hints[k] is None else (found, page_hints[k])
-            hint_map = hints_lib.at_working_size(page_hints[k], grey.shape, work.shape)
-            before[k] = (text, work, None if hint_map is None else hints_lib.fill(work, hint_map))
+            if found:
+                labels = regions.shapes(work)
+                filled = hints_lib.fill(work, hints_lib.render(found, work.shape, work.shape), labels)
+                colors[k] = regions.flats(colors[k], filled, labels[0])
 
     def remember(self, scan: np.ndarray, color: Image.Image) -> follow_lib.Reference:
         """A training pair (uint8 (h, w) scan, its colors) -> its shapes' descriptions and true colors, as a page

@@ -7,8 +7,10 @@ pairs hold the answer for shapes like them. At the end of train-color, every enc
 decoder's features over it, at 1/16, 1/8 and 1/4 of the working size) and kept with its true color (its median) in
 color.pt: the memory. When a page is colorized, each of its shapes without a hint looks up its VOTES nearest
 remembered shapes (cosine at least SIMILAR); when most of them agree on a color (within NEAR of their medoid in Lab),
-the shape takes it as a click (filled flat, shaded by the page), otherwise it keeps the net's color. The net does not
-run again: a tiny net given clicks it was not asked for sprays their color onto the paper around them.
+the shape is filled with it at the working size, shaded by the net (regions.flats, as a click is filled at the
+page's size), otherwise it keeps the net's color. The net does not run again: a tiny net given clicks it was not
+asked for sprays their color onto the paper around them. Working-size fills cost next to nothing, and a person's
+click still wins: its shape is filled at the page's size afterwards.
 
 Measured on the four real sets (docs/realdata.md, "Colors from the training set"): better PSNR and CIEDE2000 on each,
 1.5-4x the colorfulness on the pale ones. The person's clicks and a followed page's colors win over it.
