@@ -333,8 +333,8 @@ def _finish(cfg, g, inputs, final_sha, stage_manifests, val, env, log) -> dict:
         todo = sum(n for _, n in memory.spread(shards, cfg.train_color.memory_images))
         with progress(log) as bar:
             task = bar.add_task("remembering the training shapes", total=todo)
-            mem = memory.build(path, shards, (pairs_m["members"]["scan"], pairs_m["members"]["color"]), todo,
-                               str(env.device), lambda: bar.advance(task))
+            mem = memory.build(path, shards, (pairs_m["members"]["scan"], pairs_m["members"]["color"]),
+                               cfg.train_color.memory_images, str(env.device), lambda: bar.advance(task))
         memory.attach(path, mem)
         remembered.update(images=mem.images, shapes=len(mem.keys))
     m = {"stage": NAME, "format": FORMAT, "pipeline": cfg.name, "sizes": cfg.train_color.sizes,
