@@ -139,6 +139,7 @@ class PageColorizer:
         self.cfg = cc
         self.device = pick_device(cc.device)
         self.backend = backend_of(ckpt, cc.backend)
+        self.memory: memory_lib.Memory | None = None  # colors from the training set: a color.pt's own, torch only
         if self.backend == "onnx":
             from onepunch.export import OnnxColorizer
 
@@ -152,7 +153,7 @@ class PageColorizer:
 
             self.net, self.meta = load_colorizer(ckpt)
             self.net = self.net.to(self.device)
-            state = self.meta.pop("memory", None)  # colors from the training set (onepunch/memory.py)
+            state = self.meta.pop("memory", None)
             if state is not None and cc.memory == "on":
                 self.memory = memory_lib.Memory.from_state(state)
             if self.device.type == "cpu":
@@ -166,7 +167,6 @@ class PageColorizer:
             raise UserError(f"colorize.tile must be a multiple of {self.multiple} for this net, not {cc.tile}")
         if cc.tile and cc.overlap >= cc.tile // 2:
             raise UserError(f"colorize.overlap must be below colorize.tile / 2 ({cc.tile // 2}), not {cc.overlap}")
-        self.memory = getattr(self, "memory", None)
         trained = self.meta.get("train_config", {})
         # What the net can take besides the scan: nothing for a color.pt made before hints, or trained without them.
         self.takes_hints = "control." not in self.meta.get("absent", []) and trained.get("hint_p", 1) > 0
