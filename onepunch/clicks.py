@@ -23,11 +23,12 @@ WITHIN = 5.0
 """A hint counts as obeyed when the output's median over its shape is within this CIEDE2000 of its color."""
 
 
-def spots(scan: np.ndarray, fills: bool = False) -> list[dict]:
+def spots(scan: np.ndarray, fills: bool = False, gap: float | None = None) -> list[dict]:
     """Where a person clicks on line art (uint8 (H, W)): one spot per enclosed region of at least MIN_AREA of the
     page (and, with `fills`, per solid black fill), at the shape's most interior point, with its shape's label (in
-    regions.shapes' numbering) and the flat indices of its pixels: [{"x", "y", "radius", "region", "where"}]."""
-    found = regions.find(scan)
+    regions.shapes' numbering; `gap` as regions.find's) and the flat indices of its pixels: [{"x", "y", "radius",
+    "region", "where"}]."""
+    found = regions.find(scan, gap=gap)
     labels, _ = regions.shapes(scan, found)
     big = np.bincount(labels.ravel(), minlength=labels.max() + 1) >= MIN_AREA * scan.size
     wanted = np.zeros_like(big)

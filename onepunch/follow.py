@@ -88,17 +88,20 @@ def describe(features: list[tuple[np.ndarray, int]], spots: list[dict], hw: tupl
 
 def reference(work: np.ndarray, features: list[tuple[np.ndarray, int]], colored: np.ndarray) -> Reference:
     """A colored page as a reference: its line art at the working size (uint8 (h, w)), the net's decoder features of
-    it (PageColorizer.features) and the person's colors resized to the working size (uint8 (h, w, 3))."""
+    it (PageColorizer.features) and the person's colors resized to the working size (uint8 (h, w, 3)). Its shapes are
+    the ones the lines enclose as drawn, gaps not shut (regions.GAP): so described, a memory of training shapes
+    colored better on every real set, and a chapter followed its pages better on fluent (docs/realdata.md)."""
     if colored.shape[:2] != work.shape:
         raise ValueError(f"reference: line art {work.shape}, colored {colored.shape[:2]}")
-    spots = clicks.spots(work)
+    spots = clicks.spots(work, gap=0)
     keys = describe(features, spots, work.shape)
     return Reference(keys, np.uint8([clicks.median_color(colored, s["where"]) for s in spots]).reshape(-1, 3))
 
 
-def free_spots(work: np.ndarray, taken: np.ndarray | None) -> list[dict]:
-    """The shapes of a page (clicks.spots) that hold none of its hints (`taken`: bool (h, w), or None)."""
-    spots = clicks.spots(work)
+def free_spots(work: np.ndarray, taken: np.ndarray | None, gap: float | None = None) -> list[dict]:
+    """The shapes of a page (clicks.spots; `gap` as regions.find's) that hold none of its hints (`taken`: bool
+    (h, w), or None)."""
+    spots = clicks.spots(work, gap=gap)
     return spots if taken is None else [s for s in spots if not taken.ravel()[s["where"]].any()]
 
 
@@ -107,7 +110,7 @@ def points(work: np.ndarray, features: list[tuple[np.ndarray, int]], ref: Refere
     """The clicks a page takes from a reference: line art at the working size and the net's decoder features of it
     -> point hints in working-size pixels ({"x", "y", "color", "radius"}). `taken`: bool (h, w), where the page
     already has the person's own hints (their shapes take nothing)."""
-    spots = free_spots(work, taken) if len(ref.keys) else []
+    spots = free_spots(work, taken, gap=0) if len(ref.keys) else []  # as the reference's shapes: as drawn
     if not spots:
         return []
     cos = describe(features, spots, work.shape) @ ref.keys.T  # (spots, K)

@@ -34,7 +34,7 @@ def main(ckpt: str, folder: str, n: int, settings: list[str]) -> None:
                                                                         metrics.rgb_to_lab(t)).mean()),
                          float(metrics.colorfulness(out)[0])))
         psnr, de, cf = np.mean(rows, 0)
-        print(f"{spec}: PSNR {psnr:.2f}  CIEDE2000 {de:.2f}  colorfulness {cf:.1f}  ({len(items)} pairs)", flush=True)
+        print(f"{spec}: PSNR {psnr:.3f}  CIEDE2000 {de:.3f}  colorfulness {cf:.1f}  ({len(items)} pairs)", flush=True)
 
 
 if __name__ == "__main__":

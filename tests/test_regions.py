@@ -90,3 +90,32 @@ def test_a_net_trained_on_ordinary_data_without_hints_obeys_clicks_in_every_shap
     assert max(de) < clicks.WITHIN, de
     auto = np.asarray(c.colorize(Image.fromarray(scan, "L")))
     assert np.mean(clicks.obedience(auto, scan, points)) > 2 * np.mean(de)
+
+
+def gapped(size: int = 256, gap: int = 4) -> np.ndarray:
+    """One inked circle whose outline stops short for `gap` px at the top (a face drawn open at the ears)."""
+    page = np.full((size, size), 255, np.uint8)
+    cv2.circle(page, (size // 2, size // 2), size // 4, 0, 3)
+    page[: size // 2, size // 2 - gap // 2: size // 2 - gap // 2 + gap] = 255  # cut the outline at the top
+    return page
+
+
+def test_a_shape_open_through_a_small_gap_is_a_shape_not_paper():
+    page = gapped()
+    drawn = regions.find(page, gap=0)
+    assert drawn.labels[128, 128] == drawn.labels[0, 0]  # as drawn: the inside is the paper around the drawing
+    found = regions.find(page)
+    inside = found.labels[128, 128]
+    assert inside != found.labels[0, 0] and found.enclosed()[inside] and found.edge[found.labels[0, 0]]
+    assert found.labels[128, 80] == inside and found.labels[20, 128] == found.labels[0, 0]
+    # A wide opening is no gap: the shape stays the paper it opens onto.
+    assert regions.find(gapped(gap=40)).labels[128, 128] == regions.find(gapped(gap=40)).labels[0, 0]
+    # Pooling: the shape keeps the net's color, the paper around is bleached, even where the net colored it faintly.
+    net = np.full((256, 256, 3), (236, 226, 200), np.uint8)  # a tan cast (chroma ~17)
+    net[found.labels == inside] = (30, 90, 200)
+    out = regions.pool(net, page)
+    assert (out[5, 5] == 255).all()
+    assert np.abs(out[128, 128].astype(int) - (30, 90, 200)).max() <= 2
+    # A click: its color fills the shape, not the page.
+    spots = clicks.spots(page)
+    assert [s["region"] for s in spots] == [inside]
