@@ -34,6 +34,9 @@ FILL_DEPTH = 0.004
 shape inked black, which a click colors as it colors a shape of paper (`fills`)."""
 INK_L = 30.0
 """`pool`: on ink, chroma fades to none as the net's lightness falls below this L* (black has no color)."""
+INKED = 10.0
+"""`pool`: where the net's median L* over the page's ink cores (grey under 30) is below this, the net keeps the
+page's lines, and all ink takes the page's own lightness (measured on the four real sets: docs/realdata.md)."""
 AGREE = 0.0
 SHADE = 8.0
 """`pool` and `flats` keep the net's shading inside a region (its lightness minus the region's mean), at most this
@@ -195,6 +198,12 @@ def pool(color: np.ndarray, grey: np.ndarray, regions: Regions | None = None, sh
     # predicts color at a coarser scale than lines spills it onto them). Ink it made light is a colored fill.
     ink = regions.labels == 0
     out[ink, 1:] *= np.clip(out[ink, :1] / INK_L, 0, 1)
+    # A net that keeps the page's darkest lines dark keeps its lines: they take the page's own lightness, as sharp as
+    # drawn, not the net's blur of them. A net that lightens them (color art without outlines, whose line art's black
+    # strokes are the edges of colored shapes) keeps its own.
+    core = grey < 30
+    if core.any() and np.median(out[core, 0]) < INKED:
+        out[ink, 0] = cv2.cvtColor(np.repeat(grey[..., None], 3, 2).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[ink, 0]
     return to_rgb(out)
 
 

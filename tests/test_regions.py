@@ -119,3 +119,17 @@ def test_a_shape_open_through_a_small_gap_is_a_shape_not_paper():
     # A click: its color fills the shape, not the page.
     spots = clicks.spots(page)
     assert [s["region"] for s in spots] == [inside]
+
+
+def test_a_net_that_keeps_the_lines_gets_the_pages_own_sharp_lines():
+    page = rings(256)
+    ink = page < regions.PAPER
+    page_l = regions.to_lab(np.repeat(page[..., None], 3, 2))[..., 0]
+    blurred = cv2.GaussianBlur(cv2.erode(page, np.ones((3, 3), np.uint8)), (0, 0), 1.5)  # dark, thicker, blurred
+    out = regions.to_lab(regions.pool(np.repeat(blurred[..., None], 3, 2), page))[..., 0]
+    assert np.abs(regions.to_lab(np.repeat(blurred[..., None], 3, 2))[..., 0][ink] - page_l[ink]).mean() > 5
+    assert np.abs(out[ink] - page_l[ink]).max() < 1.5
+    # A net that lightens the lines (they are colored shapes' edges in its color art) keeps its own lightness there.
+    light = np.where(ink[..., None], np.uint8([200, 120, 90]), np.uint8(255)).astype(np.uint8)
+    kept = regions.to_lab(regions.pool(light, page))[..., 0]
+    assert np.abs(kept[ink] - regions.to_lab(light)[..., 0][ink]).max() < 1.5
