@@ -191,8 +191,9 @@ def pool(color: np.ndarray, grey: np.ndarray, regions: Regions | None = None, sh
     at = inside[regions.labels]
     out[at, 0] = lab_region[at, 0] + np.clip(lab[at, 0] - lab_region[at, 0], -shade, shade)
     out[at, 1:] = lab_region[at, 1:]
+    page_l = to_lab(np.repeat(grey[..., None], 3, 2))[..., 0]  # the page's own lightness
     at = paper[regions.labels]
-    out[at, 0] = cv2.cvtColor(np.repeat(grey[..., None], 3, 2).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[at, 0]
+    out[at, 0] = page_l[at]
     out[at, 1:] = 0
     # Ink the net left dark is a line or a black fill: black, not the tint of the colors around it (a net that
     # predicts color at a coarser scale than lines spills it onto them). Ink it made light is a colored fill.
@@ -201,9 +202,9 @@ def pool(color: np.ndarray, grey: np.ndarray, regions: Regions | None = None, sh
     # A net that keeps the page's darkest lines dark keeps its lines: they take the page's own lightness, as sharp as
     # drawn, not the net's blur of them. A net that lightens them (color art without outlines, whose line art's black
     # strokes are the edges of colored shapes) keeps its own.
-    core = grey < 30
-    if core.any() and np.median(out[core, 0]) < INKED:
-        out[ink, 0] = cv2.cvtColor(np.repeat(grey[..., None], 3, 2).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[ink, 0]
+    darkest = grey < 30
+    if darkest.any() and np.median(out[darkest, 0]) < INKED:
+        out[ink, 0] = page_l[ink]
     return to_rgb(out)
 
 
