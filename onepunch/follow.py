@@ -6,7 +6,10 @@ there: its features at H/16, H/8 and H/4 averaged over the shape, each level sca
 surroundings count, not only its own color). A colored page maps its shapes' descriptions to the person's colors;
 on another page each shape whose description matches a reference shape's (cosine at least SIMILAR) takes that shape's
 color as a click (a hint, filled flat, so it is obeyed); the person's own hints on that page win. So a face drawn as
-the reference's face takes its skin, and shapes like none of the reference's stay the net's.
+the reference's face takes its skin, and shapes like none of the reference's stay the net's. A shape the features
+match only loosely (cosine at least LOOSE) still follows where the net colored it as it colored the reference shape
+(within KEYED): the net paints skin as skin on both pages whatever the pose, and the features say which skin-colored
+shape it is.
 
 Training-free, from any colorizer's own decoder. Nothing in a line drawing says which character it is, so a reference
 of other characters can still move a page towards their colors where their shapes look alike. Measured on the same
@@ -18,12 +21,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from onepunch import clicks
+from onepunch import clicks, metrics
 
 SIMILAR = 0.9
 """A shape takes a reference shape's color when their descriptions' cosine is at least this. Chosen on chapters led by
 one colored page on openmoji, fluent and emojione (docs/realdata.md, "References"): 0.9 beats 0.95 on all three."""
+LOOSE = 0.7
+"""A shape whose best match is under SIMILAR takes the color of its best match at a cosine of at least this among the
+reference shapes the net colored as it colored the shape (within KEYED Lab units, each on its own page): a small
+figure in another pose is described less alike, but the net still paints its face as it painted the reference's.
+Measured on chapters of the three tone sets (docs/realdata.md, "References"; tried first, not tuned)."""
+KEYED = 15.0
+"""CIE76 distance between the net's own colors of two shapes (their medians) within which a loose match counts; 0:
+no loose matches."""
 LEVELS = 3
 """Decoder levels a description takes (blocks 0-2: H/16, H/8, H/4): the deep ones see a shape's surroundings."""
 
@@ -36,6 +48,8 @@ class Reference:
     """float32 (K, D): each shape's description (unit length)."""
     colors: np.ndarray
     """uint8 (K, 3) RGB: the person's color of the same shape (its median on the colored page)."""
+    net: np.ndarray | None = None
+    """uint8 (K, 3) RGB: the net's own color of the shape (its median), for loose matches; None: none."""
 
     @staticmethod
     def empty(dim: int = 0) -> Reference:
@@ -46,7 +60,8 @@ class Reference:
         """Several colored pages as one (a shape takes its best match's color, whichever page it is on)."""
         if not refs:
             return Reference.empty()
-        return Reference(np.concatenate([r.keys for r in refs]), np.concatenate([r.colors for r in refs]))
+        nets = None if any(r.net is None for r in refs) else np.concatenate([r.net for r in refs])
+        return Reference(np.concatenate([r.keys for r in refs]), np.concatenate([r.colors for r in refs]), nets)
 
 
 def _spread(n: int, size: int, stride: int) -> np.ndarray:
@@ -86,16 +101,29 @@ def describe(features: list[tuple[np.ndarray, int]], spots: list[dict], hw: tupl
     return (np.concatenate(out, 1) / np.sqrt(len(features))).astype(np.float32)
 
 
-def reference(work: np.ndarray, features: list[tuple[np.ndarray, int]], colored: np.ndarray) -> Reference:
+def reference(work: np.ndarray, features: list[tuple[np.ndarray, int]], colored: np.ndarray,
+              net: np.ndarray | None = None) -> Reference:
     """A colored page as a reference: its line art at the working size (uint8 (h, w)), the net's decoder features of
-    it (PageColorizer.features) and the person's colors resized to the working size (uint8 (h, w, 3)). Its shapes are
+    it (PageColorizer.look), the person's colors resized to the working size (uint8 (h, w, 3)) and optionally the
+    net's own colors of it (uint8 (h, w, 3), for loose matches). Its shapes are
     the ones the lines enclose as drawn, gaps not shut (regions.GAP): so described, a memory of training shapes
     colored better on every real set, and a chapter followed its pages better on fluent (docs/realdata.md)."""
     if colored.shape[:2] != work.shape:
         raise ValueError(f"reference: line art {work.shape}, colored {colored.shape[:2]}")
     spots = clicks.spots(work, gap=0)
     keys = describe(features, spots, work.shape)
-    return Reference(keys, np.uint8([clicks.median_color(colored, s["where"]) for s in spots]).reshape(-1, 3))
+    return Reference(keys, _medians(colored, spots), None if net is None else _medians(net, spots))
+
+
+def _medians(color: np.ndarray, spots: list[dict]) -> np.ndarray:
+    """uint8 (K, 3): each spot's shape's median color (clicks.median_color)."""
+    return np.uint8([clicks.median_color(color, s["where"]) for s in spots]).reshape(-1, 3)
+
+
+def lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (n, 3) RGB -> float32 (n, 3) CIE Lab (metrics.rgb_to_lab, D65)."""
+    t = torch.from_numpy(rgb.astype(np.float32) / 255).T.reshape(1, 3, -1, 1)
+    return metrics.rgb_to_lab(t)[0, :, :, 0].T.contiguous().numpy()
 
 
 def free_spots(work: np.ndarray, taken: np.ndarray | None, gap: float | None = None) -> list[dict]:
@@ -106,14 +134,22 @@ def free_spots(work: np.ndarray, taken: np.ndarray | None, gap: float | None = N
 
 
 def points(work: np.ndarray, features: list[tuple[np.ndarray, int]], ref: Reference, taken: np.ndarray | None = None,
-           similar: float = SIMILAR) -> list[dict]:
+           similar: float = SIMILAR, net: np.ndarray | None = None) -> list[dict]:
     """The clicks a page takes from a reference: line art at the working size and the net's decoder features of it
     -> point hints in working-size pixels ({"x", "y", "color", "radius"}). `taken`: bool (h, w), where the page
-    already has the person's own hints (their shapes take nothing)."""
+    already has the person's own hints (their shapes take nothing); `net`: the net's own colors of the line art
+    (uint8 (h, w, 3)), for loose matches (LOOSE) with a reference that has them."""
     spots = free_spots(work, taken, gap=0) if len(ref.keys) else []  # as the reference's shapes: as drawn
     if not spots:
         return []
     cos = describe(features, spots, work.shape) @ ref.keys.T  # (spots, K)
     best = cos.argmax(1)
+    ok = cos[np.arange(len(spots)), best] >= similar
+    if KEYED and net is not None and ref.net is not None:
+        alike = np.linalg.norm(lab(_medians(net, spots))[:, None] - lab(ref.net)[None], axis=2) <= KEYED
+        alike &= cos >= LOOSE
+        loose = ~ok & alike.any(1)
+        best = np.where(loose, np.where(alike, cos, -np.inf).argmax(1), best)
+        ok |= loose
     return [{"x": s["x"], "y": s["y"], "color": [int(v) for v in ref.colors[k]], "radius": s["radius"]}
-            for s, k, c in zip(spots, best, cos[np.arange(len(spots)), best], strict=True) if c >= similar]
+            for s, k, good in zip(spots, best, ok, strict=True) if good]

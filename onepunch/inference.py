@@ -356,7 +356,8 @@ class PageColorizer:
             # Shapes are described from the line art as drawn: descreening blurs hatching and dense lines as if they
             # were tone, and the descriptions from the drawn lines follow references better (docs/realdata.md).
             drawn = self.working_copy(grey)
-            found = follow_lib.points(drawn, self.features(drawn), ref, taken)
+            net, feats = self.look(drawn)
+            found = follow_lib.points(drawn, feats, ref, taken, net=net)
             if not found:
                 continue
             sy, sx = grey.shape[0] / work.shape[0], grey.shape[1] / work.shape[1]
@@ -400,15 +401,15 @@ class PageColorizer:
         return follow_lib.reference(work, feats[0], np.asarray(small))
 
     @torch.inference_mode()
-    def features(self, work: np.ndarray) -> list[tuple[np.ndarray, int]]:
-        """uint8 (h, w) working copy -> its decoder features, float32 (C, h', w') at H/16, H/8, H/4 (follow.LEVELS)
-        of the page padded as the net sees it, each with its stride: what onepunch/follow.py describes shapes with.
-        One pass, whole page."""
+    def look(self, work: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, int]]]:
+        """uint8 (h, w) working copy -> the net's own colors of it (uint8 (h, w, 3)) and its decoder features, float32
+        (C, h', w') at H/16, H/8, H/4 (follow.LEVELS) of the page padded as the net sees it, each with its stride:
+        what onepunch/follow.py describes and keys shapes with. One pass, whole page (tiles or not)."""
         self._can_follow()
         h, w = self._round(work.shape[0]), self._round(work.shape[1])
         got: list = []
-        self._run(self._pad(work, h, w)[None], features=got)
-        return got[0]
+        out = self._run(self._pad(work, h, w)[None], features=got)
+        return out[0, : work.shape[0], : work.shape[1]], got[0]
 
     def _can_follow(self) -> None:
         if self.backend != "torch":
@@ -432,7 +433,8 @@ class PageColorizer:
         drawn = self.working_copy(luma(page))  # as _follow describes a page's shapes
         size = (drawn.shape[1], drawn.shape[0])
         small = colored if colored.size == size else imageio.resize_to(colored, size)
-        return follow_lib.reference(drawn, self.features(drawn), np.asarray(small))
+        net, feats = self.look(drawn)
+        return follow_lib.reference(drawn, feats, np.asarray(small), net)
 
     def _before(self, grey: np.ndarray, page_hints) -> tuple:
         """A page's steps before the net -> (its lettering or None, its working copy, its hint map at the working

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from onepunch import follow, metrics
+from onepunch import follow
 from onepunch.errors import UserError
 
 SIMILAR = follow.SIMILAR
@@ -39,12 +39,6 @@ MAX_SHAPES = 20000
 """Shapes kept at most (evenly spaced over the images): about 20k x the description's width x 2 bytes in color.pt."""
 
 
-def lab(rgb: np.ndarray) -> np.ndarray:
-    """uint8 (n, 3) RGB -> float32 (n, 3) CIE Lab (metrics.rgb_to_lab, D65)."""
-    t = torch.from_numpy(rgb.astype(np.float32) / 255).T.reshape(1, 3, -1, 1)
-    return metrics.rgb_to_lab(t)[0, :, :, 0].T.contiguous().numpy()
-
-
 @dataclass
 class Memory:
     """Training shapes' descriptions (follow.describe) and their true colors."""
@@ -57,7 +51,7 @@ class Memory:
     """Training pairs the shapes came from."""
 
     def __post_init__(self):
-        self.lab = lab(self.colors) if len(self.colors) else np.zeros((0, 3), np.float32)
+        self.lab = follow.lab(self.colors) if len(self.colors) else np.zeros((0, 3), np.float32)
 
     @staticmethod
     def of(refs: list[follow.Reference], images: int) -> Memory:

@@ -21,6 +21,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import knobs  # noqa: E402
+
 from onepunch import metrics  # noqa: E402
 from onepunch.inference import PageColorizer  # noqa: E402
 
@@ -43,7 +45,9 @@ def main() -> None:
     ap.add_argument("ckpt")
     ap.add_argument("--max-designs", type=int, default=20)
     ap.add_argument("--leads", type=int, default=4, help="chapters per tone, each led by another of the first pages")
+    ap.add_argument("--set", action="append", default=[], help="module.NAME=value: a module constant (scripts/knobs.py)")
     args = ap.parse_args()
+    knobs.apply(args.set)
     designs = sorted(p.name for p in (args.tones / "scan").glob("*.png"))[: args.max_designs]
     tones = sorted(p.name for p in (args.tones / "color").iterdir())
     c = PageColorizer(args.ckpt, device="cpu")

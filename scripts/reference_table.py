@@ -25,6 +25,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import knobs  # noqa: E402
+
 from onepunch import clicks, hints, metrics, regions  # noqa: E402
 from onepunch.inference import PageColorizer  # noqa: E402
 
@@ -124,7 +126,9 @@ def main() -> None:
     ap.add_argument("--max-designs", type=int, default=0)
     ap.add_argument("--only-follow", action="store_true", help="only none, follow and the ceiling")
     ap.add_argument("--near", type=float, default=NEAR)
+    ap.add_argument("--set", action="append", default=[], help="module.NAME=value: a module constant (scripts/knobs.py)")
     args = ap.parse_args()
+    knobs.apply(args.set)
     designs = sorted(p.name for p in (args.tones / "scan").glob("*.png"))
     designs = designs[: args.max_designs or None]
     tones = sorted(p.name for p in (args.tones / "color").iterdir())

@@ -4,7 +4,8 @@ true pairs, automatic colors only: PSNR, CIEDE2000 and colorfulness against the 
     .venv/bin/python scripts/region_knobs.py runs/realdata-openmoji/train-color/color.pt data/realdata/openmoji/test \\
         100 AGREE=0 AGREE=1 AGREE=4
 
-Settings apply in order and stay set (AGREE=1 then PAPER_CHROMA=15 tries both together).
+Settings apply in order and stay set (AGREE=1 then PAPER_CHROMA=15 tries both together); `memory.VOTES=5` or
+`follow.KEYED=0` sets another module's (scripts/knobs.py).
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from onepunch import metrics, pairs, regions  # noqa: E402
+import knobs  # noqa: E402
+
+from onepunch import metrics, pairs  # noqa: E402
 from onepunch.inference import PageColorizer  # noqa: E402
 
 
 def main(ckpt: str, folder: str, n: int, settings: list[str]) -> None:
     items = [pairs.load(p) for p in pairs.find(folder)[:n]]
     for spec in settings:
-        for kv in spec.split(","):
-            key, value = kv.split("=")
-            setattr(regions, key, float(value))
+        knobs.apply(spec.split(","))
         c = PageColorizer(ckpt, device="cpu")
         rows = []
         for scan, truth in items:

@@ -90,6 +90,28 @@ def test_a_shape_takes_the_color_of_the_shape_it_matches_and_no_other():
     assert sum(left) == 1
 
 
+
+def test_a_loose_match_follows_only_where_the_net_colored_both_shapes_alike():
+    work = np.full((64, 128), 255, np.uint8)
+    cv2.rectangle(work, (8, 8), (56, 56), 0, 2)     # left: described as the reference's shape
+    cv2.rectangle(work, (72, 8), (120, 56), 0, 2)   # right: described loosely alike (cosine 0.8)
+    f = np.zeros((2, 4, 8), np.float32)
+    f[0, :, :4] = 1
+    f[:, :, 4:] = np.float32([0.8, 0.6])[:, None, None]
+    tan, blue = [200, 160, 120], [40, 60, 200]
+    ref = follow.Reference(np.float32([[1, 0]]), np.uint8([[10, 200, 30]]), np.uint8([tan]))
+    net = np.zeros((*work.shape, 3), np.uint8)
+    net[:, :64], net[:, 64:] = tan, [204, 163, 118]  # the net colored both shapes as the reference's
+    assert follow.LOOSE < 0.8 < follow.SIMILAR
+    found = follow.points(work, [(f, 16)], ref, net=net)
+    assert sorted(p["x"] < 64 for p in found) == [False, True] and all(p["color"] == [10, 200, 30] for p in found)
+    # The net colored the right shape otherwise: only the close match follows. So without the net's colors, on
+    # either side, and with loose matches off.
+    net[:, 64:] = blue
+    for got in (follow.points(work, [(f, 16)], ref, net=net), follow.points(work, [(f, 16)], ref),
+                follow.points(work, [(f, 16)], follow.Reference(ref.keys, ref.colors), net=net)):
+        assert len(got) == 1 and got[0]["x"] < 64
+
 @pytest.fixture(scope="module")
 def chapter(tmp_path_factory):
     """chapter/p1..p4.png (line art), mine/p1.png (the person's colors of p1) and the truths."""
