@@ -9,7 +9,9 @@ color as a click (a hint, filled flat, so it is obeyed); the person's own hints 
 the reference's face takes its skin, and shapes like none of the reference's stay the net's. A shape the features
 match only loosely (cosine at least LOOSE) still follows where the net colored it as it colored the reference shape
 (within KEYED): the net paints skin as skin on both pages whatever the pose, and the features say which skin-colored
-shape it is.
+shape it is. A shape whose outline leaves a gap onto the paper around the drawing (a face drawn open at the hair)
+follows too, as the shape it is with the gaps shut (regions.GAP), matched only against reference shapes split off
+the same way; shapes as drawn match only reference shapes as drawn.
 
 Training-free, from any colorizer's own decoder. Nothing in a line drawing says which character it is, so a reference
 of other characters can still move a page towards their colors where their shapes look alike. Measured on the same
@@ -36,6 +38,11 @@ Measured on chapters of the three tone sets (docs/realdata.md, "References"; tri
 KEYED = 15.0
 """CIE76 distance between the net's own colors of two shapes (their medians) within which a loose match counts; 0:
 no loose matches."""
+SPLIT = True
+"""Shapes that gaps in their outlines open onto the paper around the drawing follow too, each as the shape it is with
+the gaps shut (regions.GAP), matched against the reference's shapes of that kind only. Chapters led by one colored
+page, skin and hair CIEDE2000 against none: openmoji, whose people's faces and hair are drawn open, -27% -> -36%;
+fluent and emojione the same (docs/realdata.md, "Shapes drawn open"). False: the shapes as drawn alone."""
 LEVELS = 3
 """Decoder levels a description takes (blocks 0-2: H/16, H/8, H/4): the deep ones see a shape's surroundings."""
 
@@ -50,6 +57,9 @@ class Reference:
     """uint8 (K, 3) RGB: the person's color of the same shape (its median on the colored page)."""
     net: np.ndarray | None = None
     """uint8 (K, 3) RGB: the net's own color of the shape (its median), for loose matches; None: none."""
+    drawn: np.ndarray | None = None
+    """bool (K,): the shape is enclosed as drawn (False: split off the paper around the drawing by shutting gaps,
+    SPLIT); None: every one is."""
 
     @staticmethod
     def empty(dim: int = 0) -> Reference:
@@ -61,7 +71,14 @@ class Reference:
         if not refs:
             return Reference.empty()
         nets = None if any(r.net is None for r in refs) else np.concatenate([r.net for r in refs])
-        return Reference(np.concatenate([r.keys for r in refs]), np.concatenate([r.colors for r in refs]), nets)
+        drawn = None
+        if any(r.drawn is not None for r in refs):
+            drawn = np.concatenate([np.ones(len(r.keys), bool) if r.drawn is None else r.drawn for r in refs])
+        return Reference(np.concatenate([r.keys for r in refs]), np.concatenate([r.colors for r in refs]), nets, drawn)
+
+    def as_drawn(self) -> np.ndarray:
+        """bool (K,): which shapes are enclosed as drawn."""
+        return np.ones(len(self.keys), bool) if self.drawn is None else self.drawn
 
 
 def _spread(n: int, size: int, stride: int) -> np.ndarray:
@@ -102,17 +119,32 @@ def describe(features: list[tuple[np.ndarray, int]], spots: list[dict], hw: tupl
 
 
 def reference(work: np.ndarray, features: list[tuple[np.ndarray, int]], colored: np.ndarray,
-              net: np.ndarray | None = None) -> Reference:
+              net: np.ndarray | None = None, split: bool = False) -> Reference:
     """A colored page as a reference: its line art at the working size (uint8 (h, w)), the net's decoder features of
     it (PageColorizer.look), the person's colors resized to the working size (uint8 (h, w, 3)) and optionally the
-    net's own colors of it (uint8 (h, w, 3), for loose matches). Its shapes are
-    the ones the lines enclose as drawn, gaps not shut (regions.GAP): so described, a memory of training shapes
-    colored better on every real set, and a chapter followed its pages better on fluent (docs/realdata.md)."""
+    net's own colors of it (uint8 (h, w, 3), for loose matches). Its shapes are the ones the lines enclose as drawn,
+    and with `split` also those that gaps in their outlines open onto the paper around the drawing (`shapes`): the
+    memory keeps training shapes as drawn (colored better so on every real set: docs/realdata.md)."""
     if colored.shape[:2] != work.shape:
         raise ValueError(f"reference: line art {work.shape}, colored {colored.shape[:2]}")
-    spots = clicks.spots(work, gap=0)
+    spots, drawn = shapes(work, split=split)
     keys = describe(features, spots, work.shape)
-    return Reference(keys, _medians(colored, spots), None if net is None else _medians(net, spots))
+    return Reference(keys, _medians(colored, spots), None if net is None else _medians(net, spots), drawn)
+
+
+def shapes(work: np.ndarray, taken: np.ndarray | None = None, split: bool | None = None) -> tuple[list[dict], np.ndarray]:
+    """A page's shapes that hold none of its hints (`taken`: bool (h, w), or None): the ones its lines enclose as
+    drawn (clicks.spots) and, with `split` (SPLIT by default), those that only gaps in their outlines open onto the
+    paper around the drawing (regions.GAP shut) -> the spots and bool (K,): which are as drawn."""
+    as_drawn = clicks.spots(work, gap=0)
+    spots = _free(as_drawn, taken)
+    n = len(spots)
+    if SPLIT if split is None else split:
+        inside = np.zeros(work.size, bool)
+        for s in as_drawn:
+            inside[s["where"]] = True
+        spots += [s for s in _free(clicks.spots(work), taken) if not inside[s["where"]].any()]
+    return spots, np.arange(len(spots)) < n
 
 
 def _medians(color: np.ndarray, spots: list[dict]) -> np.ndarray:
@@ -129,7 +161,10 @@ def lab(rgb: np.ndarray) -> np.ndarray:
 def free_spots(work: np.ndarray, taken: np.ndarray | None, gap: float | None = None) -> list[dict]:
     """The shapes of a page (clicks.spots; `gap` as regions.find's) that hold none of its hints (`taken`: bool
     (h, w), or None)."""
-    spots = clicks.spots(work, gap=gap)
+    return _free(clicks.spots(work, gap=gap), taken)
+
+
+def _free(spots: list[dict], taken: np.ndarray | None) -> list[dict]:
     return spots if taken is None else [s for s in spots if not taken.ravel()[s["where"]].any()]
 
 
@@ -139,10 +174,14 @@ def points(work: np.ndarray, features: list[tuple[np.ndarray, int]], ref: Refere
     -> point hints in working-size pixels ({"x", "y", "color", "radius"}). `taken`: bool (h, w), where the page
     already has the person's own hints (their shapes take nothing); `net`: the net's own colors of the line art
     (uint8 (h, w, 3)), for loose matches (LOOSE) with a reference that has them."""
-    spots = free_spots(work, taken, gap=0) if len(ref.keys) else []  # as the reference's shapes: as drawn
+    spots, drawn = shapes(work, taken) if len(ref.keys) else ([], None)
     if not spots:
         return []
     cos = describe(features, spots, work.shape) @ ref.keys.T  # (spots, K)
+    # A shape matches the reference's shapes of its own kind alone (as drawn, or split off the paper by shutting
+    # gaps): on fluent, whose strokes leave slivers of paper between them, the slivers took its figures' matches, and
+    # its own slivers took colors from its figures (docs/realdata.md, "Shapes drawn open").
+    cos[drawn[:, None] != ref.as_drawn()[None]] = -1
     best = cos.argmax(1)
     ok = cos[np.arange(len(spots)), best] >= similar
     if KEYED and net is not None and ref.net is not None:

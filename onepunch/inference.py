@@ -434,7 +434,7 @@ class PageColorizer:
         size = (drawn.shape[1], drawn.shape[0])
         small = colored if colored.size == size else imageio.resize_to(colored, size)
         net, feats = self.look(drawn)
-        return follow_lib.reference(drawn, feats, np.asarray(small), net)
+        return follow_lib.reference(drawn, feats, np.asarray(small), net, split=follow_lib.SPLIT)
 
     def _before(self, grey: np.ndarray, page_hints) -> tuple:
         """A page's steps before the net -> (its lettering or None, its working copy, its hint map at the working

@@ -112,6 +112,36 @@ def test_a_loose_match_follows_only_where_the_net_colored_both_shapes_alike():
                 follow.points(work, [(f, 16)], follow.Reference(ref.keys, ref.colors), net=net)):
         assert len(got) == 1 and got[0]["x"] < 64
 
+def test_a_shape_drawn_open_follows_as_the_shape_it_is_and_only_shapes_of_its_kind(monkeypatch):
+    work = np.full((64, 256), 255, np.uint8)
+    cv2.rectangle(work, (8, 8), (56, 56), 0, 2)
+    work[28:34, 54:59] = 255  # a 6 px gap: the paper around the drawing runs into the shape (regions.GAP shuts it)
+    cv2.rectangle(work, (136, 8), (184, 56), 0, 2)  # the same shape drawn closed
+    f = np.zeros((2, 4, 16), np.float32)  # the left half's features point one way, the right half's the other
+    f[0, :, :8], f[1, :, 8:] = 1, 1
+    colored = np.full((*work.shape, 3), 255, np.uint8)
+    colored[10:55, 10:55] = FACE
+    colored[10:55, 138:183] = BODY
+    assert [s["x"] > 128 for s in clicks.spots(work, gap=0)] == [True]  # as drawn, the left shape is paper
+    ref = follow.reference(work, [(f, 16)], colored, split=True)
+    assert ref.drawn.tolist() == [True, False] and ref.colors.tolist() == [list(BODY), list(FACE)]
+    # Each shape follows its own; as drawn alone, the open shape is paper and takes nothing.
+    found = sorted(follow.points(work, [(f, 16)], ref), key=lambda p: p["x"])
+    assert [(p["x"] < 128, p["color"]) for p in found] == [(True, list(FACE)), (False, list(BODY))]
+    monkeypatch.setattr(follow, "SPLIT", False)
+    assert [p["color"] for p in follow.points(work, [(f, 16)], ref)] == [list(BODY)]
+    # Described alike, a shape still takes nothing from the reference's shape of the other kind.
+    same = np.ones((1, 4, 16), np.float32)
+    both = follow.reference(work, [(same, 16)], colored, split=True)
+    closed = follow.Reference(both.keys[:1], both.colors[:1], None, both.drawn[:1])
+    alone = follow.Reference(both.keys[1:], both.colors[1:], None, both.drawn[1:])
+    monkeypatch.setattr(follow, "SPLIT", True)
+    assert [(p["x"] < 128, p["color"]) for p in follow.points(work, [(same, 16)], alone)] == [(True, list(FACE))]
+    assert [(p["x"] < 128, p["color"]) for p in follow.points(work, [(same, 16)], closed)] == [(False, list(BODY))]
+    joined = follow.Reference.join([follow.Reference(same[:, 0, :1].T, ref.colors[:1]), alone])
+    assert joined.drawn.tolist() == [True, False]
+
+
 @pytest.fixture(scope="module")
 def chapter(tmp_path_factory):
     """chapter/p1..p4.png (line art), mine/p1.png (the person's colors of p1) and the truths."""
