@@ -90,7 +90,6 @@ def test_a_shape_takes_the_color_of_the_shape_it_matches_and_no_other():
     assert sum(left) == 1
 
 
-
 def test_a_loose_match_follows_only_where_the_net_colored_both_shapes_alike():
     work = np.full((64, 128), 255, np.uint8)
     cv2.rectangle(work, (8, 8), (56, 56), 0, 2)     # left: described as the reference's shape
@@ -111,6 +110,7 @@ def test_a_loose_match_follows_only_where_the_net_colored_both_shapes_alike():
     for got in (follow.points(work, [(f, 16)], ref, net=net), follow.points(work, [(f, 16)], ref),
                 follow.points(work, [(f, 16)], follow.Reference(ref.keys, ref.colors), net=net)):
         assert len(got) == 1 and got[0]["x"] < 64
+
 
 def test_a_shape_drawn_open_follows_as_the_shape_it_is_and_only_shapes_of_its_kind(monkeypatch):
     work = np.full((64, 256), 255, np.uint8)
