@@ -26,8 +26,8 @@ WITHIN = 5.0
 def spots(scan: np.ndarray, fills: bool = False, gap: float | None = None) -> list[dict]:
     """Where a person clicks on line art (uint8 (H, W)): one spot per enclosed region of at least MIN_AREA of the
     page (and, with `fills`, per solid black fill), at the shape's most interior point, with its shape's label (in
-    regions.shapes' numbering; `gap` as regions.find's) and the flat indices of its pixels: [{"x", "y", "radius",
-    "region", "where"}]."""
+    regions.shapes' numbering; `gap` as regions.find's), the flat indices of its pixels and whether it is enclosed
+    as drawn (not only once gaps are shut): [{"x", "y", "radius", "region", "where", "drawn"}]."""
     found = regions.find(scan, gap=gap)
     labels, _ = regions.shapes(scan, found)
     big = np.bincount(labels.ravel(), minlength=labels.max() + 1) >= MIN_AREA * scan.size
@@ -43,7 +43,8 @@ def spots(scan: np.ndarray, fills: bool = False, gap: float | None = None) -> li
         best = int(np.argmax(dist))
         y, x = divmod(int(where[best]), scan.shape[1])
         out.append({"x": x + 0.5, "y": y + 0.5,
-                    "radius": float(max(1, min(RADIUS, int(dist[best]) - 1))), "region": int(r), "where": where})
+                    "radius": float(max(1, min(RADIUS, int(dist[best]) - 1))), "region": int(r), "where": where,
+                    "drawn": found.split is None or r > found.count or not found.split[r]})
     return out
 
 

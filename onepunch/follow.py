@@ -136,15 +136,10 @@ def shapes(work: np.ndarray, taken: np.ndarray | None = None, split: bool | None
     """A page's shapes that hold none of its hints (`taken`: bool (h, w), or None): the ones its lines enclose as
     drawn (clicks.spots) and, with `split` (SPLIT by default), those that only gaps in their outlines open onto the
     paper around the drawing (regions.GAP shut) -> the spots and bool (K,): which are as drawn."""
-    as_drawn = clicks.spots(work, gap=0)
-    spots = _free(as_drawn, taken)
-    n = len(spots)
-    if SPLIT if split is None else split:
-        inside = np.zeros(work.size, bool)
-        for s in as_drawn:
-            inside[s["where"]] = True
-        spots += [s for s in _free(clicks.spots(work), taken) if not inside[s["where"]].any()]
-    return spots, np.arange(len(spots)) < n
+    spots = free_spots(work, taken)
+    if not (SPLIT if split is None else split):
+        spots = [s for s in spots if s["drawn"]]
+    return spots, np.array([s["drawn"] for s in spots], bool)
 
 
 def _medians(color: np.ndarray, spots: list[dict]) -> np.ndarray:
@@ -161,10 +156,7 @@ def lab(rgb: np.ndarray) -> np.ndarray:
 def free_spots(work: np.ndarray, taken: np.ndarray | None, gap: float | None = None) -> list[dict]:
     """The shapes of a page (clicks.spots; `gap` as regions.find's) that hold none of its hints (`taken`: bool
     (h, w), or None)."""
-    return _free(clicks.spots(work, gap=gap), taken)
-
-
-def _free(spots: list[dict], taken: np.ndarray | None) -> list[dict]:
+    spots = clicks.spots(work, gap=gap)
     return spots if taken is None else [s for s in spots if not taken.ravel()[s["where"]].any()]
 
 

@@ -51,6 +51,9 @@ class Regions:
     """int64 (n + 1,): pixels per label (label 0: ink)."""
     edge: np.ndarray
     """bool (n + 1,): the region touches the page's edge (label 0: False)."""
+    split: np.ndarray | None = None
+    """bool (n + 1,): the region is enclosed only because gaps were shut (as drawn, it is part of the paper around
+    the drawing); None: none is."""
 
     @property
     def count(self) -> int:
@@ -75,11 +78,16 @@ def find(grey: np.ndarray, paper: int = PAPER, gap: float | None = None) -> Regi
     gap = GAP if gap is None else gap
     n, labels = cv2.connectedComponents((grey >= paper).astype(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     edge = _on_edge(labels, n)
+    split = None
     if gap and edge.any():
+        drawn = edge
         labels = _split_gaps(grey < paper, labels, edge, max(1, round(gap * max(grey.shape))))
         n = int(labels.max()) + 1
         edge = _on_edge(labels, n)
-    return Regions(labels, np.bincount(labels.ravel(), minlength=n).astype(np.int64), edge)
+        split = ~edge
+        split[: len(drawn)] &= drawn  # enclosed now, on the edge as drawn (or new)
+        split[0] = False
+    return Regions(labels, np.bincount(labels.ravel(), minlength=n).astype(np.int64), edge, split)
 
 
 def _on_edge(labels: np.ndarray, n: int) -> np.ndarray:
