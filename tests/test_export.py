@@ -12,6 +12,8 @@ from tests.conftest import cli
 from tests.test_colorize import line_page
 
 pytest.importorskip("onnxruntime")
+# The export takes 15-20 s on 2 cores: the whole module runs in the full suite, not in the fast tier.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,6 @@ def color_onnx(color_pt, tmp_path_factory):
     return path
 
 
-@pytest.mark.slow
 def test_the_onnx_model_colorizes_pages_as_torch_does(color_pt, color_onnx):
     """Pages of several sizes (the graph's height and width are dynamic), with hints and a palette: the uint8 pages
     differ by at most one level (float32 kernels that sum in another order)."""

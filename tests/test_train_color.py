@@ -155,8 +155,9 @@ def test_two_ranks_with_gloo(make_cfg):
 @pytest.mark.slow
 def test_colorizer_beats_the_trivial_baselines(make_cfg):
     """The issue's bar: on held-out pairs, validation L1 and PSNR beat the scan itself and the mean training color."""
-    cfg = make_cfg(size=64, start_size=64, batch_size=8, steps=150, val_every=150, sample_every=150,
-                   ckpt_every=150, val_images=12)
+    # 80 steps: 60 already beat both by 9% in L1 and 1.3 dB (150 took 53 s of the suite).
+    cfg = make_cfg(size=64, start_size=64, batch_size=8, steps=80, val_every=80, sample_every=80,
+                   ckpt_every=80, val_images=12)
     v = train_color.run(cfg)["metrics"]
     assert v["val_l1"] < min(v["baseline_scan_l1"], v["baseline_mean_l1"]), v
     assert v["val_psnr"] > max(v["baseline_scan_psnr"], v["baseline_mean_psnr"]), v
