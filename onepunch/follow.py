@@ -153,10 +153,9 @@ def lab(rgb: np.ndarray) -> np.ndarray:
     return metrics.rgb_to_lab(t)[0, :, :, 0].T.contiguous().numpy()
 
 
-def free_spots(work: np.ndarray, taken: np.ndarray | None, gap: float | None = None) -> list[dict]:
-    """The shapes of a page (clicks.spots; `gap` as regions.find's) that hold none of its hints (`taken`: bool
-    (h, w), or None)."""
-    spots = clicks.spots(work, gap=gap)
+def free_spots(work: np.ndarray, taken: np.ndarray | None) -> list[dict]:
+    """The shapes of a page (clicks.spots, gaps shut) that hold none of its hints (`taken`: bool (h, w), or None)."""
+    spots = clicks.spots(work)
     return spots if taken is None else [s for s in spots if not taken.ravel()[s["where"]].any()]
 
 
